@@ -1,0 +1,109 @@
+"""The StyleGAN2 'resnet' discriminator with minibatch stddev and projection conditioning."""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from stylejax.models.architecture import channels_at, check_channels, check_resolution, log2
+from stylejax.models.layers import EqualConv2d, EqualDense
+from stylejax.models.mapping import MappingNetwork
+from stylejax.models.resample import DEFAULT_FILTER
+
+SKIP_GAIN = math.sqrt(0.5)
+
+
+def minibatch_stddev(x: jnp.ndarray, group_size: int, num_channels: int = 1) -> jnp.ndarray:
+    """Append the mean stddev over groups of samples as `num_channels` feature maps.
+
+    Groups are consecutive samples (the official code strides them).  With the
+    batch sharded on 'data' and a per-device batch divisible by the group
+    size, every group then lives on one device and needs no communication;
+    statistically the two are the same, because batches are shuffled.
+    """
+    n, h, w, c = x.shape
+    g = min(group_size, n)
+    if n % g:
+        raise ValueError(f"batch {n} is not divisible by the minibatch-stddev group size {g}")
+    f = num_channels
+    y = x.astype(jnp.float32).reshape(n // g, g, h, w, f, c // f)
+    y = y - jnp.mean(y, axis=1, keepdims=True)
+    y = jnp.sqrt(jnp.mean(jnp.square(y), axis=1) + 1e-8)  # [n/g, h, w, f, c/f]
+    y = jnp.mean(y, axis=(1, 2, 4))  # [n/g, f]
+    y = jnp.broadcast_to(y[:, None, None, None, :], (n // g, g, h, w, f)).reshape(n, h, w, f)
+    return jnp.concatenate([x, y.astype(x.dtype)], axis=-1)
+
+
+class DiscriminatorBlock(nn.Module):
+    """Two 3x3 convs (the second down 2) plus a 1x1 down-sampling skip, both times sqrt(0.5)."""
+
+    tmp_channels: int
+    out_channels: int
+    from_rgb: bool
+    resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, img):
+        conv = dict(resample_filter=self.resample_filter, dtype=self.dtype)
+        if self.from_rgb:
+            x = EqualConv2d(self.tmp_channels, 1, "lrelu", name="fromrgb", **conv)(img)
+        y = EqualConv2d(self.out_channels, 1, use_bias=False, down=2, name="skip", **conv)(
+            x, gain=SKIP_GAIN)
+        x = EqualConv2d(self.tmp_channels, 3, "lrelu", name="conv0", **conv)(x)
+        x = EqualConv2d(self.out_channels, 3, "lrelu", down=2, name="conv1", **conv)(
+            x, gain=SKIP_GAIN)
+        return y + x
+
+
+class Discriminator(nn.Module):
+    """D(img, c) -> logits [N, 1]; img NHWC in [-1, 1]."""
+
+    c_dim: int = 0
+    resolution: int = 1024
+    img_channels: int = 3
+    channel_base: int = 32768
+    channel_max: int = 512
+    mbstd_group_size: int = 4
+    mbstd_num_channels: int = 1
+    cmap_dim: int | None = None
+    mapping_layers: int = 8
+    dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        check_resolution(self.resolution)
+        check_channels(self.resolution, self.channel_base, self.channel_max)
+        c4 = channels_at(4, self.channel_base, self.channel_max)
+        if self.mbstd_num_channels < 0 or (self.mbstd_num_channels and c4 % self.mbstd_num_channels):
+            raise ValueError(f"mbstd_num_channels {self.mbstd_num_channels} must be >= 0 and "
+                             f"divide the {c4} channels at 4x4")
+        if self.mbstd_num_channels and self.mbstd_group_size < 1:
+            raise ValueError(f"mbstd_group_size must be >= 1, got {self.mbstd_group_size}")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, img: jnp.ndarray, c: jnp.ndarray | None = None) -> jnp.ndarray:
+        ch = lambda res: channels_at(res, self.channel_base, self.channel_max)  # noqa: E731
+        x = None
+        img = img.astype(self.dtype)
+        for level in range(log2(self.resolution), 2, -1):
+            res = 2 ** level
+            x = DiscriminatorBlock(ch(res), ch(res // 2), from_rgb=res == self.resolution,
+                                   dtype=self.dtype, name=f"b{res}")(x, img)
+
+        c4 = ch(4)
+        if self.mbstd_num_channels > 0:
+            x = minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels)
+        x = EqualConv2d(c4, 3, "lrelu", dtype=self.dtype, name="conv")(x)
+        x = EqualDense(c4, "lrelu", dtype=self.dtype, name="fc")(x.reshape(x.shape[0], -1))
+        cmap_dim = (self.cmap_dim or c4) if self.c_dim > 0 else 0
+        x = EqualDense(cmap_dim or 1, dtype=self.dtype, name="out")(x).astype(jnp.float32)
+        if cmap_dim == 0:
+            return x
+        if c is None:
+            raise ValueError(f"this discriminator is conditional (c_dim={self.c_dim}): pass labels c")
+        cmap = MappingNetwork(z_dim=0, c_dim=self.c_dim, w_dim=cmap_dim, num_ws=None,
+                              num_layers=self.mapping_layers, w_avg_beta=None,
+                              dtype=self.dtype, name="mapping")(None, c)
+        return jnp.sum(x * cmap, axis=1, keepdims=True) * (1.0 / math.sqrt(cmap_dim))

@@ -1,0 +1,143 @@
+"""Synthesis network: per-layer styles ws to an image, 'skip' architecture."""
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from stylejax.models.architecture import channels_at, log2
+from stylejax.models.layers import EqualDense, bias_act
+from stylejax.models.modconv import modulated_conv2d
+from stylejax.models.resample import DEFAULT_FILTER, setup_filter, upsample2d
+
+NOISE_MODES = ("random", "const", "none")
+
+
+def check_noise_mode(noise_mode: str) -> None:
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"unknown noise mode {noise_mode!r}; use one of {NOISE_MODES}")
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (optionally up 2), per-pixel noise, bias, lrelu.
+
+    Random noise draws from the 'noise' rng stream; flax folds the layer's
+    path into the key, so every layer gets different noise.  The constant
+    noise is a fixed buffer in the 'noise_consts' collection.
+    """
+
+    features: int
+    resolution: int
+    up: int = 1
+    kernel_size: int = 3
+    modconv: str = "shared"
+    resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, w: jnp.ndarray, noise_mode: str = "random") -> jnp.ndarray:
+        in_channels = x.shape[-1]
+        k = self.kernel_size
+        styles = EqualDense(in_channels, bias_init=1.0, name="affine", dtype=self.dtype)(w)
+        weight = self.param("weight", nn.initializers.normal(1.0), (k, k, in_channels, self.features))
+        noise_const = self.variable(
+            "noise_consts", "noise_const",
+            lambda: jax.random.normal(self.make_rng("params"), (self.resolution, self.resolution)))
+        noise_strength = self.param("noise_strength", nn.initializers.zeros, ())
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+
+        x = modulated_conv2d(x.astype(self.dtype), weight, styles, up=self.up, padding=k // 2,
+                             resample_filter=setup_filter(self.resample_filter), form=self.modconv)
+        check_noise_mode(noise_mode)
+        if noise_mode == "random":
+            shape = (x.shape[0], self.resolution, self.resolution, 1)
+            noise = jax.random.normal(self.make_rng("noise"), shape, jnp.float32)
+            x = x + (noise * noise_strength).astype(x.dtype)
+        elif noise_mode == "const":
+            x = x + (noise_const.value[None, :, :, None] * noise_strength).astype(x.dtype)
+        return bias_act(x, bias, "lrelu")
+
+
+class ToRGB(nn.Module):
+    """1x1 modulated conv without demodulation to image channels."""
+
+    img_channels: int
+    modconv: str = "shared"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+        in_channels = x.shape[-1]
+        styles = EqualDense(in_channels, bias_init=1.0, name="affine", dtype=self.dtype)(w)
+        styles = styles * (1.0 / math.sqrt(in_channels))
+        weight = self.param("weight", nn.initializers.normal(1.0), (1, 1, in_channels, self.img_channels))
+        bias = self.param("bias", nn.initializers.zeros, (self.img_channels,))
+        x = modulated_conv2d(x, weight, styles, demodulate=False, form=self.modconv)
+        return bias_act(x, bias, "linear")
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution: (conv0 up 2), conv1, ToRGB added to the upsampled image.
+
+    Consumes ws[:, 0:num_conv + 1]; its ToRGB shares a w with the next
+    block's first conv, as in the official network.
+    """
+
+    features: int
+    resolution: int
+    img_channels: int
+    modconv: str = "shared"
+    resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    dtype: Any = jnp.float32
+
+    @property
+    def is_first(self) -> bool:
+        return self.resolution == 4
+
+    @property
+    def num_conv(self) -> int:
+        return 1 if self.is_first else 2
+
+    @nn.compact
+    def __call__(self, x, img, ws, noise_mode: str = "random"):
+        layer = dict(features=self.features, resolution=self.resolution, modconv=self.modconv,
+                     resample_filter=self.resample_filter, dtype=self.dtype)
+        if self.is_first:
+            const = self.param("const", nn.initializers.normal(1.0), (4, 4, self.features))
+            x = jnp.broadcast_to(const.astype(self.dtype), (ws.shape[0], 4, 4, self.features))
+        else:
+            x = SynthesisLayer(up=2, name="conv0", **layer)(x, ws[:, 0], noise_mode)
+        x = SynthesisLayer(name="conv1", **layer)(x, ws[:, self.num_conv - 1], noise_mode)
+        y = ToRGB(self.img_channels, modconv=self.modconv, dtype=self.dtype,
+                  name="torgb")(x, ws[:, self.num_conv])
+        if img is not None:
+            img = upsample2d(img, setup_filter(self.resample_filter))
+            y = y + img
+        return x, y
+
+
+class SynthesisNetwork(nn.Module):
+    """ws [N, num_ws, w_dim] -> image [N, res, res, img_channels] in the compute dtype."""
+
+    w_dim: int
+    resolution: int
+    img_channels: int
+    channel_base: int = 32768
+    channel_max: int = 512
+    modconv: str = "shared"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, ws: jnp.ndarray, noise_mode: str = "random") -> jnp.ndarray:
+        x = img = None
+        w_idx = 0
+        for level in range(2, log2(self.resolution) + 1):
+            res = 2 ** level
+            block = SynthesisBlock(channels_at(res, self.channel_base, self.channel_max), res,
+                                   self.img_channels, modconv=self.modconv, dtype=self.dtype,
+                                   name=f"b{res}")
+            x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + 1], noise_mode)
+            w_idx += block.num_conv
+        return img
