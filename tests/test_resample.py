@@ -1,0 +1,83 @@
+"""FIR resampling and resampled convolutions against loop-based numpy references."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stylejax.models.resample import (
+    conv2d_resample,
+    downsample2d,
+    setup_filter,
+    upfirdn2d,
+    upsample2d,
+)
+from tests import reference as ref
+
+RNG = np.random.default_rng(0)
+
+
+def assert_close(actual, expected, rtol=1e-5):
+    actual = np.asarray(actual, np.float64)
+    assert actual.shape == expected.shape
+    err = np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-12)
+    assert err < rtol, err
+
+
+def test_filter_is_normalised_outer_product():
+    f = setup_filter()
+    np.testing.assert_allclose(np.outer(f, f), ref.filter2d(), rtol=1e-7)
+    assert abs(np.outer(f, f).sum() - 1) < 1e-6
+
+
+@pytest.mark.parametrize("up,down,pad,gain", [
+    (1, 1, (0, 0), 1.0), (2, 1, (2, 1), 4.0), (1, 2, (1, 1), 1.0), (1, 1, (2, -1), 2.0),
+    (2, 1, (1, 1), 4.0), (1, 2, (2, 2), 1.0)])
+def test_upfirdn2d_matches_reference(up, down, pad, gain):
+    x = RNG.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    got = upfirdn2d(jnp.asarray(x), setup_filter(), up=up, down=down, padding=pad, gain=gain)
+    want = np.stack([ref.upfirdn2d(x[n], ref.filter2d(), up, down, pad, gain) for n in range(2)])
+    assert_close(got, want)
+
+
+def test_upsample_and_downsample_shapes_and_dc_gain():
+    x = jnp.ones((1, 8, 8, 2))
+    up = upsample2d(x, setup_filter())
+    down = downsample2d(x, setup_filter())
+    assert up.shape == (1, 16, 16, 2) and down.shape == (1, 4, 4, 2)
+    # Away from the zero-padded border a constant image stays constant.
+    np.testing.assert_allclose(up[0, 2:-2, 2:-2], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(down[0, 1:-1, 1:-1], 1.0, rtol=1e-6)
+
+
+def test_conv_up2_matches_transposed_conv_reference():
+    x = RNG.standard_normal((1, 5, 5, 3)).astype(np.float32)
+    w = RNG.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    got = conv2d_resample(jnp.asarray(x), jnp.asarray(w), setup_filter(), up=2, padding=1)
+    assert_close(got, ref.conv_up2(x[0], w)[None])
+
+
+@pytest.mark.parametrize("k", [3, 1])
+def test_conv_down2_matches_filter_then_strided_reference(k):
+    x = RNG.standard_normal((1, 8, 8, 3)).astype(np.float32)
+    w = RNG.standard_normal((k, k, 3, 4)).astype(np.float32)
+    got = conv2d_resample(jnp.asarray(x), jnp.asarray(w), setup_filter(), down=2, padding=k // 2)
+    if k == 3:  # filter with padding 2, then a stride-2 valid correlation
+        want = ref.correlate(ref.upfirdn2d(x[0], ref.filter2d(), pad=(2, 2)), w, stride=2)
+    else:  # 1x1: filter-downsample with padding 1, then the 1x1 conv
+        want = ref.correlate(ref.upfirdn2d(x[0], ref.filter2d(), down=2, pad=(1, 1)), w)
+    assert want.shape == (4, 4, 4)
+    assert_close(got, want[None])
+
+
+def test_plain_conv_is_same_padded_correlation():
+    x = RNG.standard_normal((1, 6, 6, 2)).astype(np.float32)
+    w = RNG.standard_normal((3, 3, 2, 5)).astype(np.float32)
+    got = conv2d_resample(jnp.asarray(x), jnp.asarray(w), padding=1)
+    assert_close(got, ref.correlate(np.pad(x[0], ((1, 1), (1, 1), (0, 0))), w)[None])
+
+
+def test_bad_filter_and_arguments_are_refused():
+    with pytest.raises(ValueError, match="non-zero sum"):
+        setup_filter([])
+    with pytest.raises(ValueError, match="filter is required"):
+        conv2d_resample(jnp.ones((1, 4, 4, 1)), jnp.ones((3, 3, 1, 1)), None, up=2)
