@@ -35,12 +35,16 @@ def minibatch_stddev(x: jnp.ndarray, group_size: int, num_channels: int = 1) -> 
     return jnp.concatenate([x, y.astype(x.dtype)], axis=-1)
 
 
+D_ARCHITECTURES = ("resnet", "orig")
+
+
 class DiscriminatorBlock(nn.Module):
-    """Two 3x3 convs (the second down 2) plus a 1x1 down-sampling skip, both times sqrt(0.5)."""
+    """Two 3x3 convs (the second down 2); 'resnet' adds a 1x1 down-sampling skip, both times sqrt(0.5)."""
 
     tmp_channels: int
     out_channels: int
     from_rgb: bool
+    architecture: str = "resnet"
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
     dtype: Any = jnp.float32
 
@@ -49,6 +53,9 @@ class DiscriminatorBlock(nn.Module):
         conv = dict(resample_filter=self.resample_filter, dtype=self.dtype)
         if self.from_rgb:
             x = EqualConv2d(self.tmp_channels, 1, "lrelu", name="fromrgb", **conv)(img)
+        if self.architecture == "orig":
+            x = EqualConv2d(self.tmp_channels, 3, "lrelu", name="conv0", **conv)(x)
+            return EqualConv2d(self.out_channels, 3, "lrelu", down=2, name="conv1", **conv)(x)
         y = EqualConv2d(self.out_channels, 1, use_bias=False, down=2, name="skip", **conv)(
             x, gain=SKIP_GAIN)
         x = EqualConv2d(self.tmp_channels, 3, "lrelu", name="conv0", **conv)(x)
@@ -61,6 +68,7 @@ class Discriminator(nn.Module):
     """D(img, c) -> logits [N, 1]; img NHWC in [-1, 1]."""
 
     c_dim: int = 0
+    architecture: str = "resnet"
     resolution: int = 1024
     img_channels: int = 3
     channel_base: int = 32768
@@ -74,6 +82,9 @@ class Discriminator(nn.Module):
     def __post_init__(self):
         check_resolution(self.resolution)
         check_channels(self.resolution, self.channel_base, self.channel_max)
+        if self.architecture not in D_ARCHITECTURES:
+            raise ValueError(f"unknown discriminator architecture {self.architecture!r}; "
+                             f"use one of {D_ARCHITECTURES}")
         c4 = channels_at(4, self.channel_base, self.channel_max)
         if self.mbstd_num_channels < 0 or (self.mbstd_num_channels and c4 % self.mbstd_num_channels):
             raise ValueError(f"mbstd_num_channels {self.mbstd_num_channels} must be >= 0 and "
@@ -90,7 +101,8 @@ class Discriminator(nn.Module):
         for level in range(log2(self.resolution), 2, -1):
             res = 2 ** level
             x = DiscriminatorBlock(ch(res), ch(res // 2), from_rgb=res == self.resolution,
-                                   dtype=self.dtype, name=f"b{res}")(x, img)
+                                   architecture=self.architecture, dtype=self.dtype,
+                                   name=f"b{res}")(x, img)
 
         c4 = ch(4)
         if self.mbstd_num_channels > 0:

@@ -25,15 +25,20 @@ def setup_filter(taps: Sequence[float] = DEFAULT_FILTER) -> np.ndarray:
 
 
 def _filter_axis(x: jnp.ndarray, f: np.ndarray, axis: int, down: int) -> jnp.ndarray:
-    """Depthwise true convolution (flipped taps) along one spatial axis, then keep every down-th."""
-    channels = x.shape[-1]
-    kshape = (f.size, 1) if axis == 1 else (1, f.size)
-    taps = jnp.asarray(f[::-1], x.dtype).reshape(kshape + (1, 1))
-    kernel = jnp.broadcast_to(taps, kshape + (1, channels))
-    strides = (down, 1) if axis == 1 else (1, down)
-    return lax.conv_general_dilated(
-        x, kernel, window_strides=strides, padding="VALID",
-        dimension_numbers=_NHWC, feature_group_count=channels)
+    """True convolution with the taps along one axis ('valid'), keeping every down-th output.
+
+    Written as a sum of shifted slices rather than a depthwise convolution:
+    XLA fuses the slices into one elementwise loop, which on CPU is an order
+    of magnitude faster than its grouped-convolution path.
+    """
+    taps = f[::-1]
+    count = (x.shape[axis] - taps.size) // down + 1
+    out = None
+    for i, tap in enumerate(taps):
+        part = lax.slice_in_dim(x, i, i + (count - 1) * down + 1, stride=down, axis=axis)
+        part = part * jnp.asarray(tap, x.dtype)
+        out = part if out is None else out + part
+    return out
 
 
 def upfirdn2d(x: jnp.ndarray, f: np.ndarray, up: int = 1, down: int = 1,
@@ -62,9 +67,9 @@ def downsample2d(x: jnp.ndarray, f: np.ndarray, down: int = 2) -> jnp.ndarray:
     return upfirdn2d(x, f, down=down, padding=((fw - down + 1) // 2, (fw - down) // 2))
 
 
-def _conv(x, w, strides=(1, 1), padding=((0, 0), (0, 0)), lhs_dilation=(1, 1), groups=1):
+def _conv(x, w, strides=(1, 1), padding=((0, 0), (0, 0)), groups=1):
     return lax.conv_general_dilated(
-        x, w, window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
+        x, w, window_strides=strides, padding=padding,
         dimension_numbers=_NHWC, feature_group_count=groups)
 
 
@@ -104,7 +109,8 @@ def conv2d_resample(x: jnp.ndarray, w: jnp.ndarray, f: np.ndarray | None = None,
         p1 -= kw - up
         pt = max(min(-p0, -p1), 0)
         full = kw - 1 - pt
-        x = _conv(x, w[::-1, ::-1], padding=((full, full), (full, full)),
-                  lhs_dilation=(up, up), groups=groups)
+        zeros = jnp.zeros((), x.dtype)
+        x = lax.pad(x, zeros, [(0, 0, 0), (full, full, up - 1), (full, full, up - 1), (0, 0, 0)])
+        x = _conv(x, w[::-1, ::-1], groups=groups)
         return upfirdn2d(x, f, padding=(p0 + pt, p1 + pt), gain=up * up)
     return _conv(x, w, padding=((p0, p1), (p0, p1)), groups=groups)

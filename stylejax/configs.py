@@ -1,0 +1,114 @@
+"""The one default config every preset in experiments/ starts from, and the 'auto' rule."""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every key a run understands; presets override values, never add keys."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.dataset = "digits"  # a TFDS name; see `python -m stylejax.data.prepare`
+    config.resolution = 32  # must equal the dataset's; the model is built for it
+    config.data_dir = ml_collections.FieldReference(None, field_type=str)
+    config.xflip = False  # random horizontal flips of reals
+    config.conditional = False  # train on the dataset's labels (c_dim = num_classes)
+
+    config.num_train_steps = 1000  # one step = one G and one D update on one global batch
+    config.batch_size = 32  # global, over all devices and processes
+    config.log_every_steps = 50
+    config.sample_every_steps = 500
+    config.checkpoint_every_steps = 1000
+    config.eval_every_steps = 0  # 0: no periodic evaluation
+    config.sample_grid = (8, 8)  # fixed-seed sample grid, columns x rows
+    config.max_nonfinite_steps = 20  # stop after this many non-finite steps in a row
+
+    config.model = ml_collections.ConfigDict()
+    config.model.z_dim = 512
+    config.model.w_dim = 512
+    config.model.channel_base = 16384
+    config.model.channel_max = 512
+    config.model.mapping_layers = 8
+    config.model.modconv = "shared"  # or "fused"
+    config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps float32 params
+    config.model.mbstd_group_size = 4
+    config.model.mbstd_num_channels = 1
+    config.model.d_architecture = "resnet"  # or "orig" (no residual skips), as official cifar
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.g_lr = 0.0025
+    config.optim.d_lr = 0.0025
+    config.optim.beta1 = 0.0
+    config.optim.beta2 = 0.99
+    config.optim.eps = 1e-8
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.r1_gamma = 1.0
+    config.loss.d_reg_interval = 16  # lazy R1 every this many steps
+    config.loss.g_reg_interval = 4  # lazy path length every this many steps
+    config.loss.pl_weight = 2.0
+    config.loss.pl_decay = 0.01
+    config.loss.pl_batch_shrink = 2
+    config.loss.style_mixing_prob = 0.9
+
+    config.ema_kimg = 10.0  # G_ema half-life in thousands of images
+    config.ema_rampup = ml_collections.FieldReference(None, field_type=float)  # e.g. 0.05
+    config.auto = False  # derive batch, gamma, ema, ... from resolution and device count
+    return config
+
+
+def apply_auto_rule(config: ml_collections.ConfigDict, resolution: int, num_devices: int) -> None:
+    """The official 'auto' config: hyperparameters from resolution and device count."""
+    batch = max(min(num_devices * min(4096 // resolution, 32), 64), num_devices)
+    config.batch_size = batch
+    config.model.mbstd_group_size = min(batch // num_devices, 4)
+    config.model.channel_base = 32768 if resolution >= 512 else 16384
+    config.model.channel_max = 512
+    config.model.mapping_layers = 2
+    lr = 0.002 if resolution >= 1024 else 0.0025
+    config.optim.g_lr = config.optim.d_lr = lr
+    config.loss.r1_gamma = 0.0002 * resolution ** 2 / batch
+    config.ema_kimg = batch * 10 / 32
+    config.ema_rampup = 0.05
+
+
+# The official stylegan2-ada-pytorch configs (train.py cfg_specs), in our units.
+OFFICIAL_SPECS = {
+    # name:      batch, mbstd group, channel_base, lr, r1 gamma, ema_kimg, ema_rampup, mapping layers
+    "stylegan2": dict(batch=32, mbstd=4, channel_base=32768, lr=0.002, gamma=10.0, ema=10.0,
+                      ramp=None, mapping=8),
+    "paper256": dict(batch=64, mbstd=8, channel_base=16384, lr=0.0025, gamma=1.0, ema=20.0,
+                     ramp=None, mapping=8),
+    "paper512": dict(batch=64, mbstd=8, channel_base=32768, lr=0.0025, gamma=0.5, ema=20.0,
+                     ramp=None, mapping=8),
+    "cifar": dict(batch=64, mbstd=32, channel_base=32768, lr=0.0025, gamma=0.01, ema=500.0,
+                  ramp=0.05, mapping=2),
+}
+
+
+def official_config(spec: str, *, dataset: str, resolution: int, total_kimg: int,
+                    xflip: bool) -> ml_collections.ConfigDict:
+    """A preset mirroring one official config: same batch, networks, lr, gamma and EMA."""
+    s = OFFICIAL_SPECS[spec]
+    config = base_config()
+    config.dataset = dataset
+    config.resolution = resolution
+    config.xflip = xflip
+    config.batch_size = s["batch"]
+    config.num_train_steps = total_kimg * 1000 // s["batch"]
+    config.log_every_steps = 100
+    config.sample_every_steps = 2000
+    config.checkpoint_every_steps = 2000
+    config.eval_every_steps = 10000
+    config.model.mbstd_group_size = s["mbstd"]
+    config.model.channel_base = s["channel_base"]
+    config.model.mapping_layers = s["mapping"]
+    config.optim.g_lr = config.optim.d_lr = s["lr"]
+    config.loss.r1_gamma = s["gamma"]
+    config.ema_kimg = s["ema"]
+    config.ema_rampup = s["ramp"]
+    if spec == "cifar":  # the official cifar config turns these off
+        config.loss.pl_weight = 0.0
+        config.loss.style_mixing_prob = 0.0
+        config.model.d_architecture = "orig"
+    return config

@@ -1,0 +1,155 @@
+"""The training loop: data onto the mesh, the compiled step, logging and sample grids."""
+
+import logging
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from clu import metric_writers, parameter_overview, periodic_actions
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from stylejax.data.pipeline import InputPipeline, to_global
+from stylejax.errors import ConfigError, TrainingDivergedError
+from stylejax.sampling import make_grid, save_png, to_uint8, z_from_seeds
+from stylejax.train.state import TrainState, build_networks, create_train_state
+from stylejax.train.step import make_train_step, regularization_phases
+from stylejax.train.validate import validate_config
+
+log = logging.getLogger(__name__)
+
+
+def make_mesh() -> Mesh:
+    """All devices of all processes on one 'data' axis."""
+    return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def open_dataset(config: ml_collections.ConfigDict) -> InputPipeline:
+    data = InputPipeline(config.dataset, global_batch_size=config.batch_size, seed=config.seed,
+                         data_dir=config.data_dir, xflip=config.xflip)
+    if data.resolution != config.resolution:
+        raise ConfigError(
+            f"dataset {config.dataset!r} is {data.resolution}x{data.resolution} but "
+            f"config.resolution is {config.resolution}; set --config.resolution={data.resolution} "
+            f"or prepare the dataset at {config.resolution}")
+    if config.conditional and not data.num_classes:
+        raise ConfigError(f"config.conditional is set but dataset {config.dataset!r} has no labels; "
+                          "prepare it with labels or set --config.conditional=False")
+    return data
+
+
+class SampleGrid:
+    """G_ema on fixed seeds (official z), constant noise: the same picture every time it improves."""
+
+    def __init__(self, config, G, num_classes: int, workdir: str):
+        cols, rows = config.sample_grid
+        self.cols = cols
+        self.z = jnp.asarray(z_from_seeds(range(cols * rows), G.z_dim))
+        # Conditional grids cycle through the classes row by row.
+        self.c = (jax.nn.one_hot(jnp.arange(cols * rows) // cols % num_classes, num_classes)
+                  if G.c_dim else None)
+        self.render = jax.jit(lambda variables, z, c: G.apply(variables, z, c, noise_mode="const"))
+        self.dir = os.path.join(workdir, "samples")
+
+    def __call__(self, state: TrainState, step: int, writer) -> str:
+        images = to_uint8(jax.device_get(self.render(state.generator_variables(ema=True), self.z, self.c)))
+        grid = make_grid(images, self.cols)
+        writer.write_images(step, {"samples": grid[None]})
+        if jax.process_index() != 0:
+            return ""
+        os.makedirs(self.dir, exist_ok=True)
+        path = os.path.join(self.dir, f"step_{step:07d}.png")
+        save_png(grid, path)
+        save_png(grid, os.path.join(self.dir, "latest.png"))
+        return path
+
+
+def mean_metrics(history: list[dict]) -> dict[str, float]:
+    """Average each metric over the steps that produced it (regularisers run lazily)."""
+    history = jax.device_get(history)
+    keys = {k for m in history for k in m}
+    return {k: float(np.mean([m[k] for m in history if k in m])) for k in sorted(keys)}
+
+
+def check_finite(metrics: dict, limit: int, step: int) -> None:
+    streak = int(metrics["nonfinite_streak"])
+    if streak >= limit:
+        raise TrainingDivergedError(
+            f"{streak} steps in a row (up to step {step}) had a non-finite loss or gradient; "
+            "lower config.optim.g_lr / d_lr, raise config.loss.r1_gamma, or use float32")
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+    """Trains for config.num_train_steps steps and returns the final state."""
+    validate_config(config, jax.device_count())
+    mesh = make_mesh()
+    replicated = NamedSharding(mesh, PartitionSpec())
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    data = open_dataset(config)
+    c_dim = data.num_classes if config.conditional else 0
+    G, D = build_networks(config, c_dim, data.num_channels)
+
+    init = jax.jit(lambda key: create_train_state(config, G, D, key), out_shardings=replicated)
+    state = init(jax.random.key(config.seed))
+    step_fn = jax.jit(make_train_step(config, G, D, batch_sharding),
+                      static_argnames=("g_reg_phase", "d_reg_phase"), donate_argnums=0,
+                      out_shardings=(replicated, replicated))
+
+    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+    writer.write_hparams({k: v for k, v in flatten(config.to_dict()).items()})
+    parameter_overview.log_parameter_overview(state.g_params, msg="Generator parameters")
+    parameter_overview.log_parameter_overview(state.d_params, msg="Discriminator parameters")
+    samples = SampleGrid(config, G, data.num_classes, workdir)
+    progress = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps, writer=writer)
+
+    start = int(state.step)
+    history, pending = [], None
+    window_start, window_step = time.time(), start
+    log.info("training %d steps of %d images on %d devices (%d processes)",
+             config.num_train_steps, config.batch_size, jax.device_count(), jax.process_count())
+    with data.iterate(start) as batches:
+        for step in range(start, config.num_train_steps):
+            g_reg, d_reg = regularization_phases(config, step)
+            with jax.profiler.StepTraceAnnotation("train", step_num=step):
+                state, metrics = step_fn(state, to_global(next(batches), batch_sharding),
+                                         g_reg_phase=g_reg, d_reg_phase=d_reg)
+            if pending is not None:  # the previous step's counters: no wait for this one
+                check_finite(pending, config.max_nonfinite_steps, step - 1)
+            pending = metrics
+            history.append(metrics)
+            done = step + 1
+            progress(done)
+            last = done == config.num_train_steps
+            if done % config.log_every_steps == 0 or last:
+                check_finite(pending, config.max_nonfinite_steps, step)
+                elapsed = time.time() - window_start
+                images = (done - window_step) * config.batch_size
+                scalars = mean_metrics(history)
+                scalars.update(kimg=done * config.batch_size / 1000, img_per_sec=images / elapsed,
+                               sec_per_kimg=elapsed / images * 1000)
+                writer.write_scalars(done, scalars)
+                eta = (config.num_train_steps - done) * config.batch_size / scalars["img_per_sec"]
+                log.info("step %d/%d  kimg %.1f  %.1f img/s  %.1f s/kimg  ETA %s  G %.3f  D %.3f",
+                         done, config.num_train_steps, scalars["kimg"], scalars["img_per_sec"],
+                         scalars["sec_per_kimg"], time.strftime("%H:%M:%S", time.gmtime(eta)),
+                         scalars["g_loss"], scalars["d_loss"])
+                history, window_start, window_step = [], time.time(), done
+            if config.sample_every_steps and (done % config.sample_every_steps == 0 or last):
+                path = samples(state, done, writer)
+                if path:
+                    log.info("samples: %s", path)
+    writer.flush()
+    return state
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}, values as TensorBoard hparams accept them."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, int | float | str | bool) else str(v)
+    return out

@@ -1,0 +1,195 @@
+"""One training iteration as a pure function: G main, (G reg), D main, (D reg).
+
+The phases run in the official order, each with its own optimizer update, and
+each draws its latents from `fold_in(root_key, step)`, so an iteration depends
+only on (state, batch, seed).  The regularisation phases are static flags:
+the loop compiles at most four programs, once each.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from jax.sharding import NamedSharding
+
+from stylejax.losses import discriminator_loss, generator_loss, path_length_penalty, path_lengths, r1_penalty
+from stylejax.models import Discriminator, Generator, mix_styles
+from stylejax.train.state import TrainState, optimizers
+
+
+def select(ok: jnp.ndarray, new, old):
+    """`new` where the phase was finite, else `old`: a non-finite phase changes nothing."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def all_finite(*trees) -> jnp.ndarray:
+    leaves = [jnp.all(jnp.isfinite(x)) for tree in trees for x in jax.tree_util.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves))
+
+
+def ema_beta(config: ml_collections.ConfigDict, step: jnp.ndarray) -> jnp.ndarray:
+    """Per-step G_ema decay: half-life ema_kimg, optionally ramped up with the images seen."""
+    batch = config.batch_size
+    ema_nimg = jnp.asarray(config.ema_kimg * 1000.0, jnp.float32)
+    if config.ema_rampup is not None:
+        ema_nimg = jnp.minimum(ema_nimg, step.astype(jnp.float32) * batch * config.ema_rampup)
+    return 0.5 ** (batch / jnp.maximum(ema_nimg, 1e-8))
+
+
+def make_train_step(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
+                    batch_sharding: NamedSharding | None = None) -> Callable:
+    """Returns train_step(state, batch, g_reg, d_reg) -> (state, metrics); jit it with static flags.
+
+    `batch` is {'image': [B,H,W,C] in [-1, 1], 'label': [B, c_dim]}.  With a
+    batch sharding, the latents are drawn sharded the same way, so every
+    device generates only its own part of the batch.
+    """
+    g_opt, d_opt = optimizers(config)
+    loss_cfg = config.loss
+    root_key = jax.random.key(config.seed)
+    batch_size = config.batch_size
+    num_ws = G.num_ws
+
+    def shard(x):
+        return x if batch_sharding is None else jax.lax.with_sharding_constraint(x, batch_sharding)
+
+    def latents(key, n):
+        z_key, c_key = jax.random.split(key)
+        z = shard(jax.random.normal(z_key, (n, G.z_dim)))
+        c = None
+        if G.c_dim:
+            c = shard(jax.nn.one_hot(jax.random.randint(c_key, (n,), 0, G.c_dim), G.c_dim))
+        return z, c
+
+    def mapping(g_params, state, z, c, key):
+        """ws with style-mixing regularisation; updates w_avg as the official training does."""
+        variables = {**state.generator_variables(ema=False), "params": g_params}
+        ws, updated = G.apply(variables, z, c, update_emas=True, mutable=["stats"],
+                              method=G.map_latents)
+        if loss_cfg.style_mixing_prob > 0:
+            z_key, cut_key, prob_key = jax.random.split(key, 3)
+            cutoff = jax.random.randint(cut_key, (), 1, num_ws)
+            cutoff = jnp.where(jax.random.uniform(prob_key) < loss_cfg.style_mixing_prob,
+                               cutoff, num_ws)
+            other = G.apply(variables, shard(jax.random.normal(z_key, z.shape)), c,
+                            method=G.map_latents)
+            ws = mix_styles(ws, other, cutoff)
+        return ws, updated["stats"]
+
+    def synthesis(g_params, state, ws, key):
+        variables = {**state.generator_variables(ema=False), "params": g_params}
+        return G.apply(variables, ws, rngs={"noise": key}, method=G.synthesize)
+
+    def discriminate(d_params, img, c):
+        return D.apply({"params": d_params}, img, c)
+
+    def apply_update(ok, opt, grads, opt_state, params):
+        updates, new_opt_state = opt.update(grads, opt_state, params)
+        return select(ok, optax.apply_updates(params, updates), params), select(ok, new_opt_state, opt_state)
+
+    def g_main(state, key, metrics):
+        z, c = latents(jax.random.fold_in(key, 0), batch_size)
+        map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
+
+        def loss_fn(g_params):
+            ws, stats = mapping(g_params, state, z, c, map_key)
+            img = synthesis(g_params, state, ws, noise_key)
+            logits = discriminate(state.d_params, img, c)
+            return generator_loss(logits), (stats, logits)
+
+        (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+        ok = all_finite(loss, grads)
+        params, opt_state = apply_update(ok, g_opt, grads, state.g_opt_state, state.g_params)
+        metrics.update(g_loss=loss, fake_score_g=jnp.mean(logits))
+        return state.replace(g_params=params, g_opt_state=opt_state,
+                             g_stats=select(ok, stats, state.g_stats)), ok
+
+    def g_reg(state, key, metrics):
+        n = batch_size // loss_cfg.pl_batch_shrink
+        z, c = latents(jax.random.fold_in(key, 0), n)
+        map_key, noise_key, probe_key = jax.random.split(jax.random.fold_in(key, 1), 3)
+
+        def loss_fn(g_params):
+            ws, stats = mapping(g_params, state, z, c, map_key)
+            lengths = path_lengths(lambda w: synthesis(g_params, state, w, noise_key), ws, probe_key)
+            penalty, pl_mean = path_length_penalty(lengths, state.pl_mean, loss_cfg.pl_decay)
+            loss = jnp.mean(penalty) * loss_cfg.pl_weight * loss_cfg.g_reg_interval
+            return loss, (stats, pl_mean, penalty)
+
+        (loss, (stats, pl_mean, penalty)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.g_params)
+        ok = all_finite(loss, grads)
+        params, opt_state = apply_update(ok, g_opt, grads, state.g_opt_state, state.g_params)
+        metrics.update(pl_penalty=jnp.mean(penalty), pl_mean=pl_mean)
+        return state.replace(g_params=params, g_opt_state=opt_state,
+                             g_stats=select(ok, stats, state.g_stats),
+                             pl_mean=select(ok, pl_mean, state.pl_mean)), ok
+
+    def d_main(state, batch, key, metrics):
+        z, c = latents(jax.random.fold_in(key, 0), batch_size)
+        map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
+        ws, stats = mapping(state.g_params, state, z, c, map_key)
+        fake = jax.lax.stop_gradient(synthesis(state.g_params, state, ws, noise_key))
+        real_c = batch["label"] if G.c_dim else None
+
+        def loss_fn(d_params):
+            fake_logits = discriminate(d_params, fake, c)
+            real_logits = discriminate(d_params, batch["image"], real_c)
+            return discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
+
+        (loss, (real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.d_params)
+        ok = all_finite(loss, grads)
+        params, opt_state = apply_update(ok, d_opt, grads, state.d_opt_state, state.d_params)
+        metrics.update(d_loss=loss, real_score=jnp.mean(real_logits),
+                       fake_score=jnp.mean(fake_logits))
+        return state.replace(d_params=params, d_opt_state=opt_state,
+                             g_stats=select(ok, stats, state.g_stats)), ok
+
+    def d_reg(state, batch, metrics):
+        real_c = batch["label"] if G.c_dim else None
+
+        def loss_fn(d_params):
+            penalty, _ = r1_penalty(lambda x: discriminate(d_params, x, real_c), batch["image"])
+            loss = jnp.mean(penalty) * (loss_cfg.r1_gamma / 2) * loss_cfg.d_reg_interval
+            return loss, penalty
+
+        (loss, penalty), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+        ok = all_finite(loss, grads)
+        params, opt_state = apply_update(ok, d_opt, grads, state.d_opt_state, state.d_params)
+        metrics.update(r1_penalty=jnp.mean(penalty))
+        return state.replace(d_params=params, d_opt_state=opt_state), ok
+
+    def train_step(state: TrainState, batch: dict, g_reg_phase: bool = False,
+                   d_reg_phase: bool = False):
+        key = jax.random.fold_in(root_key, state.step)
+        metrics = {}
+        state, ok = g_main(state, jax.random.fold_in(key, 0), metrics)
+        if g_reg_phase:
+            state, ok_reg = g_reg(state, jax.random.fold_in(key, 1), metrics)
+            ok = ok & ok_reg
+        state, ok_d = d_main(state, batch, jax.random.fold_in(key, 2), metrics)
+        ok = ok & ok_d
+        if d_reg_phase:
+            state, ok_reg = d_reg(state, batch, metrics)
+            ok = ok & ok_reg
+
+        beta = ema_beta(config, state.step)
+        ema = jax.tree_util.tree_map(lambda p, e: p + beta * (e - p), state.g_params, state.ema_params)
+        streak = jnp.where(ok, 0, state.nonfinite_streak + 1)
+        state = state.replace(step=state.step + 1, ema_params=ema, nonfinite_streak=streak,
+                              nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32))
+        metrics.update(nonfinite_streak=streak, nonfinite_total=state.nonfinite_total)
+        return state, metrics
+
+    return train_step
+
+
+def regularization_phases(config: ml_collections.ConfigDict, step: int) -> tuple[bool, bool]:
+    """(G reg, D reg) due at this step: lazy, every interval steps, from step 0 on."""
+    loss = config.loss
+    g_reg = loss.pl_weight > 0 and step % loss.g_reg_interval == 0
+    d_reg = loss.r1_gamma > 0 and step % loss.d_reg_interval == 0
+    return g_reg, d_reg

@@ -1,0 +1,47 @@
+"""Checks on a config that fail before anything is compiled or written."""
+
+import ml_collections
+
+from stylejax.errors import ConfigError
+
+POSITIVE_INTS = ("num_train_steps", "batch_size", "log_every_steps", "resolution",
+                 "loss.d_reg_interval", "loss.g_reg_interval", "loss.pl_batch_shrink",
+                 "max_nonfinite_steps", "model.z_dim", "model.w_dim", "model.mapping_layers")
+NON_NEGATIVE = ("seed", "sample_every_steps", "checkpoint_every_steps", "eval_every_steps",
+                "optim.g_lr", "optim.d_lr", "loss.r1_gamma", "loss.pl_weight", "ema_kimg")
+UNIT_INTERVAL = ("optim.beta1", "optim.beta2", "loss.style_mixing_prob", "loss.pl_decay")
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Raises ConfigError naming the first bad key; types are already checked by ml_collections."""
+    for key in POSITIVE_INTS:
+        if _get(config, key) < 1:
+            raise ConfigError(f"config.{key} must be >= 1, got {_get(config, key)}")
+    for key in NON_NEGATIVE:
+        if _get(config, key) < 0:
+            raise ConfigError(f"config.{key} must be >= 0, got {_get(config, key)}")
+    for key in UNIT_INTERVAL:
+        if not 0 <= _get(config, key) <= 1:
+            raise ConfigError(f"config.{key} must be in [0, 1], got {_get(config, key)}")
+    batch = config.batch_size
+    if batch % num_devices:
+        suggestion = max(1, batch // num_devices) * num_devices
+        raise ConfigError(f"config.batch_size={batch} is not divisible by the {num_devices} devices; "
+                          f"use a multiple of {num_devices}, e.g. --config.batch_size={suggestion}")
+    group = min(config.model.mbstd_group_size, batch)
+    if config.model.mbstd_num_channels and batch % group:
+        raise ConfigError(f"config.batch_size={batch} is not divisible by the minibatch-stddev group "
+                          f"size {group}; change config.model.mbstd_group_size or the batch size")
+    if config.loss.pl_weight > 0 and batch // config.loss.pl_batch_shrink < 1:
+        raise ConfigError(f"config.loss.pl_batch_shrink={config.loss.pl_batch_shrink} leaves no "
+                          f"samples of a batch of {batch} for the path-length regulariser")
+    if config.ema_rampup is not None and config.ema_rampup <= 0:
+        raise ConfigError(f"config.ema_rampup must be > 0 or None, got {config.ema_rampup}")
+    if len(config.sample_grid) != 2 or min(config.sample_grid) < 1:
+        raise ConfigError(f"config.sample_grid must be (columns, rows), got {config.sample_grid}")

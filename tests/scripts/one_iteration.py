@@ -1,0 +1,54 @@
+"""Runs one full training iteration (G main, G reg, D main, D reg) and saves the parameters.
+
+Run as a subprocess by the tests, with XLA_FLAGS setting the simulated device
+count, optionally as one of several processes joined by jax.distributed.
+"""
+
+import argparse
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from stylejax.data.pipeline import to_global
+from stylejax.train.loop import make_mesh
+from stylejax.train.state import build_networks, create_train_state
+from stylejax.train.step import make_train_step
+from tests.train_helpers import random_batch, tiny_config
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--coordinator")
+    parser.add_argument("--process-id", type=int, default=0)
+    parser.add_argument("--num-processes", type=int, default=1)
+    args = parser.parse_args()
+    if args.coordinator:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+
+    config = tiny_config()
+    mesh = make_mesh()
+    replicated = NamedSharding(mesh, PartitionSpec())
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    G, D = build_networks(config, 0, 3)
+    state = jax.jit(lambda k: create_train_state(config, G, D, k), out_shardings=replicated)(
+        jax.random.key(0))
+    step = jax.jit(make_train_step(config, G, D, batch_sharding),
+                   static_argnames=("g_reg_phase", "d_reg_phase"), out_shardings=(replicated, replicated))
+    # Each process feeds only its own rows of the global batch.
+    rows = config.batch_size // jax.process_count()
+    local = {k: v[jax.process_index() * rows:(jax.process_index() + 1) * rows]
+             for k, v in random_batch(config).items()}
+    state, metrics = step(state, to_global(local, batch_sharding), g_reg_phase=True, d_reg_phase=True)
+    leaves = jax.tree_util.tree_leaves_with_path(
+        {"g": state.g_params, "d": state.d_params, "ema": state.ema_params, "stats": state.g_stats,
+         "pl_mean": state.pl_mean, "metrics": metrics})
+    flat = {jax.tree_util.keystr(p): np.asarray(jax.device_get(v)) for p, v in leaves}
+    if jax.process_index() == 0:
+        np.savez(args.out, devices=jax.device_count(), **flat)
+
+
+if __name__ == "__main__":
+    main()

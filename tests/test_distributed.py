@@ -1,0 +1,72 @@
+"""The train step's result does not depend on how the global batch is split: 1 vs 8 devices,
+and two processes joined by jax.distributed (gloo collectives on CPU)."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "one_iteration.py")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(out, devices, *extra):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
+    return subprocess.Popen([sys.executable, SCRIPT, "--out", str(out), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc, timeout=600):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+
+
+def assert_same_parameters(a_path, b_path):
+    a, b = np.load(a_path), np.load(b_path)
+    assert set(a.files) == set(b.files)
+    compared = 0
+    for name in a.files:
+        if name == "devices":
+            continue
+        x, y = a[name].astype(np.float64), b[name].astype(np.float64)
+        # Relative to the tensor's scale: summation order differs between layouts.
+        rel = np.max(np.abs(x - y)) / max(np.max(np.abs(y)), 1e-12) if x.size else 0.0
+        assert rel < 1e-5, (name, rel)
+        compared += 1
+    assert compared > 50
+
+
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "one.npz"
+    finish(run(out, 1))
+    assert int(np.load(out)["devices"]) == 1
+    return out
+
+
+def test_eight_devices_match_one(one_device, tmp_path):
+    out = tmp_path / "eight.npz"
+    finish(run(out, 8))
+    assert int(np.load(out)["devices"]) == 8
+    assert_same_parameters(out, one_device)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_of_four_devices_match_one_device(one_device, tmp_path):
+    out = tmp_path / "multi.npz"
+    coordinator = f"127.0.0.1:{free_port()}"
+    procs = [run(out, 4, "--coordinator", coordinator, "--process-id", str(i), "--num-processes", "2")
+             for i in range(2)]
+    for proc in procs:
+        finish(proc)
+    assert int(np.load(out)["devices"]) == 8
+    assert_same_parameters(out, one_device)

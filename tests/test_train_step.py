@@ -1,0 +1,91 @@
+"""The compiled train step: phases, non-finite handling, EMA, w_avg, and no retracing."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stylejax.errors import TrainingDivergedError
+from stylejax.train.loop import check_finite
+from stylejax.train.state import build_networks, create_train_state
+from stylejax.train.step import make_train_step, regularization_phases
+from tests.train_helpers import random_batch, tiny_config
+
+
+@pytest.fixture(scope="module")
+def setup():
+    config = tiny_config()
+    G, D = build_networks(config, 0, 3)
+    step = jax.jit(make_train_step(config, G, D), static_argnames=("g_reg_phase", "d_reg_phase"))
+    state = create_train_state(config, G, D, jax.random.key(0))
+    batch = {k: jnp.asarray(v) for k, v in random_batch(config).items()}
+    return config, step, state, batch
+
+
+def leaves_equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a),
+                                                      jax.tree_util.tree_leaves(b), strict=True))
+
+
+def test_regularization_schedule():
+    config = tiny_config()
+    phases = [regularization_phases(config, s) for s in range(33)]
+    assert [s for s, (g, _) in enumerate(phases) if g] == list(range(0, 33, 4))
+    assert [s for s, (_, d) in enumerate(phases) if d] == [0, 16, 32]
+    config.loss.pl_weight = 0.0
+    config.loss.r1_gamma = 0.0
+    assert not any(g or d for g, d in (regularization_phases(config, s) for s in range(33)))
+
+
+def test_step_updates_everything_and_compiles_once_per_phase(setup):
+    config, step, state, batch = setup
+    first = state
+    for s in range(18):
+        g_reg, d_reg = regularization_phases(config, s)
+        state, metrics = step(state, batch, g_reg_phase=g_reg, d_reg_phase=d_reg)
+        if s == 0:
+            assert {"pl_penalty", "r1_penalty", "g_loss", "d_loss"} <= set(metrics)
+            # With the EMA ramp-up off, G_ema moves a fraction beta of the way from G.
+            assert not leaves_equal(state.ema_params, first.ema_params)
+    # (G reg, D reg) = (T, T) at 0 and 16, (F, F), (T, F): three programs, each traced once.
+    assert step._cache_size() == 3  # noqa: SLF001
+    assert int(state.step) == 18 and int(state.nonfinite_total) == 0
+    assert not leaves_equal(state.g_params, first.g_params)
+    assert not leaves_equal(state.d_params, first.d_params)
+    assert float(jnp.abs(state.g_stats["mapping"]["w_avg"]).sum()) > 0  # w_avg tracked
+    assert float(state.pl_mean) > 0
+
+
+def test_non_finite_phase_is_skipped_and_counted(setup):
+    config, step, state, batch = setup
+    poisoned = {**batch, "image": batch["image"].at[0, 0, 0, 0].set(jnp.nan)}
+    new, metrics = step(state, poisoned, g_reg_phase=False, d_reg_phase=False)
+    # D saw a NaN real: its update is dropped, not zeroed; G's phase did not touch reals.
+    assert leaves_equal(new.d_params, state.d_params)
+    assert leaves_equal(new.d_opt_state, state.d_opt_state)
+    assert not leaves_equal(new.g_params, state.g_params)
+    assert int(metrics["nonfinite_streak"]) == 1 and int(new.nonfinite_total) == 1
+    again, _ = step(new, poisoned, g_reg_phase=False, d_reg_phase=False)
+    assert int(again.nonfinite_streak) == 2
+    healthy, _ = step(again, batch, g_reg_phase=False, d_reg_phase=False)
+    assert int(healthy.nonfinite_streak) == 0 and int(healthy.nonfinite_total) == 2
+    assert not leaves_equal(healthy.d_params, state.d_params)
+
+
+def test_divergence_stops_with_a_clear_message():
+    check_finite({"nonfinite_streak": np.int32(4)}, limit=5, step=10)
+    with pytest.raises(TrainingDivergedError, match="5 steps in a row .* non-finite"):
+        check_finite({"nonfinite_streak": np.int32(5)}, limit=5, step=11)
+
+
+def test_same_seed_same_result_and_seed_matters(setup):
+    config, step, state, batch = setup
+    a, _ = step(state, batch, g_reg_phase=True, d_reg_phase=True)
+    b, _ = step(state, batch, g_reg_phase=True, d_reg_phase=True)
+    assert leaves_equal(a.g_params, b.g_params) and leaves_equal(a.d_params, b.d_params)
+    other = tiny_config()
+    other.seed = 1
+    G, D = build_networks(other, 0, 3)
+    step_other = jax.jit(make_train_step(other, G, D), static_argnames=("g_reg_phase", "d_reg_phase"))
+    c, _ = step_other(state, batch, g_reg_phase=True, d_reg_phase=True)
+    assert not leaves_equal(a.g_params, c.g_params)
