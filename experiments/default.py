@@ -12,6 +12,9 @@ def get_config():
     config.log_every_steps = 50
     config.sample_every_steps = 200
     config.checkpoint_every_steps = 200
+    config.eval_every_steps = 200
+    config.metrics = ("fid_digits", "kid_digits")
+    config.metrics_num_samples = 2000
     config.model.channel_base = 2048  # 64 channels at every resolution
     config.model.channel_max = 64
     config.model.mapping_layers = 2

@@ -18,8 +18,21 @@ def base_config() -> ml_collections.ConfigDict:
     config.batch_size = 32  # global, over all devices and processes
     config.log_every_steps = 50
     config.sample_every_steps = 500
-    config.checkpoint_every_steps = 1000
+    config.checkpoint_every_steps = 1000  # 0: only at the end (and on SIGTERM / Ctrl-C)
+    config.checkpoint_keep = 3  # the newest this many checkpoints are kept
     config.eval_every_steps = 0  # 0: no periodic evaluation
+    # Metrics (stylejax.metrics): 'fid' / 'kid' (FID Inception-v3, needs inception_path) and
+    # 'fid_digits' / 'kid_digits' (offline, digits datasets); the first one picks the best
+    # checkpoint (lower is better).
+    config.metrics = ()
+    config.metrics_num_samples = 50000  # generated images per evaluation (FID50k)
+    config.metrics_batch_size = 64  # global; rounded up to a multiple of the device count
+    config.metrics_split = "train"  # the dataset split generated images are compared with
+    # inception-2015-12-05.tgz (or the classify_image_graph_def.pb in it), from
+    # http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz
+    config.inception_path = ml_collections.FieldReference(None, field_type=str)
+    # Dataset statistics and the digits classifier; None: $STYLEJAX_CACHE_DIR or ~/.cache/stylejax
+    config.metrics_cache_dir = ml_collections.FieldReference(None, field_type=str)
     config.sample_grid = (8, 8)  # fixed-seed sample grid, columns x rows
     config.max_nonfinite_steps = 20  # stop after this many non-finite steps in a row
 

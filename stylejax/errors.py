@@ -5,5 +5,17 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and a value that would."""
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be restored (or saved); nothing on disk was deleted or overwritten."""
+
+
 class TrainingDivergedError(RuntimeError):
     """Too many non-finite steps in a row."""
+
+
+class TrainingInterruptedError(Exception):
+    """SIGTERM or Ctrl-C stopped the run after a checkpoint of the last finished step was saved."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum

@@ -3,7 +3,6 @@
 Override any config value with --config.KEY=VALUE (e.g. --config.batch_size=64).
 """
 
-import json
 import logging
 import os
 import sys
@@ -13,8 +12,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from stylejax.configs import apply_auto_rule
-from stylejax.errors import TrainingDivergedError
-from stylejax.train.loop import train
+from stylejax.errors import TrainingDivergedError, TrainingInterruptedError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
@@ -28,11 +26,11 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file (experim
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def write_config(config, workdir: str) -> None:
-    """The resolved config (after overrides and the auto rule), for the record and for sampling."""
-    if jax.process_index() == 0:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
+class _OrbaxProgressFilter(logging.Filter):
+    """Drops orbax's INFO notes (a dozen lines per save); its warnings and errors stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
 
 
 def main(argv) -> int:
@@ -41,23 +39,50 @@ def main(argv) -> int:
     if FLAGS.coordinator_address or os.environ.get("SLURM_NTASKS", "1") != "1":
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("absl").addFilter(_OrbaxProgressFilter())
     config = FLAGS.config
+    from stylejax.train.loop import train  # heavy (TensorFlow, clu): after the flags are known good
+
     try:
         if config.auto:
             with config.unlocked():
                 apply_auto_rule(config, config.resolution, jax.device_count())
         os.makedirs(FLAGS.workdir, exist_ok=True)
-        write_config(config, FLAGS.workdir)
         train(config, FLAGS.workdir)
     except (ValueError, TrainingDivergedError) as e:
         logging.debug("stopped", exc_info=True)
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingInterruptedError as e:
+        print(e, file=sys.stderr)
+        return 128 + e.signum  # the shell's code for "ended by this signal"
     return 0
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with bad flags, config files and overrides reported in one line, exit 2."""
+    keys_hint = "the keys and their defaults are in stylejax/configs.py"
+    try:
+        argv = FLAGS(argv)
+        FLAGS.config.get("seed")  # the config file loads lazily: fail here, not mid-run
+        return argv
+    except flags.UnrecognizedFlagError as e:
+        name = e.flagname
+        message = (f"unknown config key {name[len('config.'):]!r} (--{name}); {keys_hint}"
+                   if name.startswith("config.") else f"unknown flag --{name}; see --helpshort")
+    except (AttributeError, KeyError) as e:  # an override of a key the config does not have
+        key = str(e).strip("\"'")
+        message = f"unknown config key {key!r} in a --config override; {keys_hint}"
+    except flags.Error as e:
+        message = str(e)
+    except OSError as e:
+        message = f"cannot load the --config file: {' '.join(str(e).split())}"
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run() -> None:
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

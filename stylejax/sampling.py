@@ -1,9 +1,27 @@
-"""Turning generator outputs into pictures: seeded latents, uint8 conversion, grids, PNGs."""
+"""Turning generator outputs into pictures: seeded latents, uint8 conversion, grids, PNGs, GIFs."""
 
 import os
+import re
 
 import numpy as np
 from PIL import Image
+
+_RANGE = re.compile(r"(\d+)(?:-(\d+))?")
+
+
+def parse_ranges(text: str, max_count: int = 100_000) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7]: the official generate.py's seed syntax (ranges inclusive)."""
+    out = []
+    for part in text.split(","):
+        match = _RANGE.fullmatch(part.strip())
+        if match is None or (match[2] is not None and int(match[2]) < int(match[1])):
+            raise ValueError(f"bad list {text!r}: use non-negative integers and ascending ranges "
+                             "separated by commas, e.g. 0-7,42")
+        lo, hi = int(match[1]), int(match[2] or match[1])
+        if len(out) + hi - lo + 1 > max_count:
+            raise ValueError(f"{text!r} lists more than {max_count} numbers")
+        out.extend(range(lo, hi + 1))
+    return out
 
 
 def z_from_seeds(seeds, z_dim: int) -> np.ndarray:
@@ -16,8 +34,9 @@ def z_from_seeds(seeds, z_dim: int) -> np.ndarray:
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] floats to uint8 pixels, the official scaling (x * 127.5 + 128, clipped)."""
-    return np.clip(np.rint(np.asarray(images, np.float32) * 127.5 + 128), 0, 255).astype(np.uint8)
+    """[-1, 1] floats to uint8 pixels as the official code saves them: x * 127.5 + 128, clipped,
+    truncated (so a dataset image, k / 127.5 - 1, comes back as exactly k)."""
+    return np.clip(np.asarray(images, np.float32) * 127.5 + 128, 0, 255).astype(np.uint8)
 
 
 def make_grid(images: np.ndarray, cols: int) -> np.ndarray:
@@ -34,4 +53,13 @@ def save_png(image: np.ndarray, path: str) -> None:
     image = image[..., 0] if image.shape[-1] == 1 else image
     tmp = f"{path}.tmp"
     Image.fromarray(image).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def save_gif(frames: list[np.ndarray], path: str, fps: float) -> None:
+    """An animated GIF of [H, W, C] uint8 frames that loops forever; atomically, like save_png."""
+    images = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+    tmp = f"{path}.tmp"
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=round(1000 / fps))
     os.replace(tmp, path)

@@ -148,7 +148,7 @@ def prepare(source: str, name: str, resolution: int, *, data_dir: str | None = N
 
 
 @contextlib.contextmanager
-def _cli_logging() -> Iterator[None]:
+def cli_logging() -> Iterator[None]:
     """Shows stylejax's progress and warnings as 'LEVEL: message' (not TFDS's INFO chatter)."""
     logger = logging.getLogger("stylejax")
     handler = logging.StreamHandler()
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes that decode and resize images (default: all cores)")
     args = parser.parse_args(argv)
     try:
-        with _cli_logging():
+        with cli_logging():
             summary = prepare(**vars(args))
     except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,7 +1,9 @@
-"""The training loop: data onto the mesh, the compiled step, logging and sample grids."""
+"""The training loop: data onto the mesh, the compiled step, logging, sample grids, checkpoints."""
 
+import json
 import logging
 import os
+import signal
 import time
 
 import jax
@@ -11,11 +13,14 @@ import numpy as np
 from clu import metric_writers, parameter_overview, periodic_actions
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from stylejax.checkpoints import Checkpoints
 from stylejax.data.pipeline import InputPipeline, to_global
-from stylejax.errors import ConfigError, TrainingDivergedError
+from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
 from stylejax.sampling import make_grid, save_png, to_uint8, z_from_seeds
+from stylejax.train.evaluation import PeriodicEvaluation
 from stylejax.train.state import TrainState, build_networks, create_train_state
 from stylejax.train.step import make_train_step, regularization_phases
+from stylejax.train.stop import StopSignals
 from stylejax.train.validate import validate_config
 
 log = logging.getLogger(__name__)
@@ -81,8 +86,31 @@ def check_finite(metrics: dict, limit: int, step: int) -> None:
             "lower config.optim.g_lr / d_lr, raise config.loss.r1_gamma, or use float32")
 
 
+def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """The resolved config (after overrides and the auto rule): the record, and what sampling
+    rebuilds the networks from. Written once the workdir's checkpoints are known to fit it."""
+    if jax.process_index() == 0:
+        path = os.path.join(workdir, "config.json")
+        with open(f"{path}.tmp", "w") as f:
+            json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
+        os.replace(f"{path}.tmp", path)
+
+
+def resume_or_init(checkpoints: Checkpoints, init, key: jax.Array) -> TrainState:
+    """The latest checkpoint's state, laid out like `init`'s output; else a new state."""
+    step = checkpoints.latest_step()
+    if step is None:
+        return init(key)
+    log.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
+    return checkpoints.restore(jax.eval_shape(init, key), step)
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-    """Trains for config.num_train_steps steps and returns the final state."""
+    """Trains to config.num_train_steps steps and returns the final state.
+
+    Rerun on the same workdir, it resumes exactly where the latest checkpoint left off. SIGTERM
+    or Ctrl-C ends the current step, saves it and raises TrainingInterruptedError.
+    """
     validate_config(config, jax.device_count())
     mesh = make_mesh()
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -92,55 +120,73 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     G, D = build_networks(config, c_dim, data.num_channels)
 
     init = jax.jit(lambda key: create_train_state(config, G, D, key), out_shardings=replicated)
-    state = init(jax.random.key(config.seed))
-    step_fn = jax.jit(make_train_step(config, G, D, batch_sharding),
-                      static_argnames=("g_reg_phase", "d_reg_phase"), donate_argnums=0,
-                      out_shardings=(replicated, replicated))
+    checkpoints = Checkpoints(workdir, every_steps=config.checkpoint_every_steps,
+                              keep=config.checkpoint_keep,
+                              metadata={"c_dim": c_dim, "img_channels": data.num_channels})
+    with checkpoints, StopSignals() as stop:
+        state = resume_or_init(checkpoints, init, jax.random.key(config.seed))
+        write_config(config, workdir)
+        step_fn = jax.jit(make_train_step(config, G, D, batch_sharding),
+                          static_argnames=("g_reg_phase", "d_reg_phase"), donate_argnums=0,
+                          out_shardings=(replicated, replicated))
 
-    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-    writer.write_hparams({k: v for k, v in flatten(config.to_dict()).items()})
-    parameter_overview.log_parameter_overview(state.g_params, msg="Generator parameters")
-    parameter_overview.log_parameter_overview(state.d_params, msg="Discriminator parameters")
-    samples = SampleGrid(config, G, data.num_classes, workdir)
-    progress = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps, writer=writer)
+        writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+        writer.write_hparams({k: v for k, v in flatten(config.to_dict()).items()})
+        parameter_overview.log_parameter_overview(state.g_params, msg="Generator parameters")
+        parameter_overview.log_parameter_overview(state.d_params, msg="Discriminator parameters")
+        samples = SampleGrid(config, G, data.num_classes, workdir)
+        evaluation = PeriodicEvaluation(config, G, mesh, workdir)
+        progress = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
+                                                   writer=writer)
 
-    start = int(state.step)
-    history, pending = [], None
-    window_start, window_step = time.time(), start
-    log.info("training %d steps of %d images on %d devices (%d processes)",
-             config.num_train_steps, config.batch_size, jax.device_count(), jax.process_count())
-    with data.iterate(start) as batches:
-        for step in range(start, config.num_train_steps):
-            g_reg, d_reg = regularization_phases(config, step)
-            with jax.profiler.StepTraceAnnotation("train", step_num=step):
-                state, metrics = step_fn(state, to_global(next(batches), batch_sharding),
-                                         g_reg_phase=g_reg, d_reg_phase=d_reg)
-            if pending is not None:  # the previous step's counters: no wait for this one
-                check_finite(pending, config.max_nonfinite_steps, step - 1)
-            pending = metrics
-            history.append(metrics)
-            done = step + 1
-            progress(done)
-            last = done == config.num_train_steps
-            if done % config.log_every_steps == 0 or last:
-                check_finite(pending, config.max_nonfinite_steps, step)
-                elapsed = time.time() - window_start
-                images = (done - window_step) * config.batch_size
-                scalars = mean_metrics(history)
-                scalars.update(kimg=done * config.batch_size / 1000, img_per_sec=images / elapsed,
-                               sec_per_kimg=elapsed / images * 1000)
-                writer.write_scalars(done, scalars)
-                eta = (config.num_train_steps - done) * config.batch_size / scalars["img_per_sec"]
-                log.info("step %d/%d  kimg %.1f  %.1f img/s  %.1f s/kimg  ETA %s  G %.3f  D %.3f",
-                         done, config.num_train_steps, scalars["kimg"], scalars["img_per_sec"],
-                         scalars["sec_per_kimg"], time.strftime("%H:%M:%S", time.gmtime(eta)),
-                         scalars["g_loss"], scalars["d_loss"])
-                history, window_start, window_step = [], time.time(), done
-            if config.sample_every_steps and (done % config.sample_every_steps == 0 or last):
-                path = samples(state, done, writer)
-                if path:
-                    log.info("samples: %s", path)
-    writer.flush()
+        start = int(state.step)
+        history, pending, stopped = [], None, None
+        window_start, window_step = time.time(), start
+        log.info("training steps %d to %d of %d images on %d devices (%d processes)", start,
+                 config.num_train_steps, config.batch_size, jax.device_count(), jax.process_count())
+        with data.iterate(start) as batches:
+            for step in range(start, config.num_train_steps):
+                g_reg, d_reg = regularization_phases(config, step)
+                with jax.profiler.StepTraceAnnotation("train", step_num=step):
+                    state, metrics = step_fn(state, to_global(next(batches), batch_sharding),
+                                             g_reg_phase=g_reg, d_reg_phase=d_reg)
+                if pending is not None:  # the previous step's counters: no wait for this one
+                    check_finite(pending, config.max_nonfinite_steps, step - 1)
+                pending = metrics
+                history.append(metrics)
+                done = step + 1
+                progress(done)
+                last = done == config.num_train_steps
+                if done % config.log_every_steps == 0 or last:
+                    check_finite(pending, config.max_nonfinite_steps, step)
+                    elapsed = time.time() - window_start
+                    images = (done - window_step) * config.batch_size
+                    scalars = mean_metrics(history)
+                    scalars.update(kimg=done * config.batch_size / 1000, img_per_sec=images / elapsed,
+                                   sec_per_kimg=elapsed / images * 1000)
+                    writer.write_scalars(done, scalars)
+                    eta = (config.num_train_steps - done) * config.batch_size / scalars["img_per_sec"]
+                    log.info("step %d/%d  kimg %.1f  %.1f img/s  %.1f s/kimg  ETA %s  G %.3f  D %.3f",
+                             done, config.num_train_steps, scalars["kimg"], scalars["img_per_sec"],
+                             scalars["sec_per_kimg"], time.strftime("%H:%M:%S", time.gmtime(eta)),
+                             scalars["g_loss"], scalars["d_loss"])
+                    history, window_start, window_step = [], time.time(), done
+                stopped = stop.requested()
+                if checkpoints.save(done, state, force=last or stopped is not None):
+                    log.info("saving checkpoint %s", checkpoints.step_dir(done))
+                if stopped:
+                    break
+                if config.sample_every_steps and (done % config.sample_every_steps == 0 or last):
+                    path = samples(state, done, writer)
+                    if path:
+                        log.info("samples: %s", path)
+                evaluation(state, done, writer, last)
+        writer.flush()
+    reached = int(state.step)
+    if stopped and reached < config.num_train_steps:
+        raise TrainingInterruptedError(
+            f"{signal.Signals(stopped).name}: stopped after step {reached} of {config.num_train_steps}; "
+            f"saved {checkpoints.step_dir(reached)}; rerun the same command to resume", stopped)
     return state
 
 

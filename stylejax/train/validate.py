@@ -6,7 +6,8 @@ from stylejax.errors import ConfigError
 
 POSITIVE_INTS = ("num_train_steps", "batch_size", "log_every_steps", "resolution",
                  "loss.d_reg_interval", "loss.g_reg_interval", "loss.pl_batch_shrink",
-                 "max_nonfinite_steps", "model.z_dim", "model.w_dim", "model.mapping_layers")
+                 "max_nonfinite_steps", "checkpoint_keep", "model.z_dim", "model.w_dim",
+                 "model.mapping_layers")
 NON_NEGATIVE = ("seed", "sample_every_steps", "checkpoint_every_steps", "eval_every_steps",
                 "optim.g_lr", "optim.d_lr", "loss.r1_gamma", "loss.pl_weight", "ema_kimg")
 UNIT_INTERVAL = ("optim.beta1", "optim.beta2", "loss.style_mixing_prob", "loss.pl_decay")

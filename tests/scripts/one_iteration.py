@@ -14,19 +14,16 @@ from stylejax.data.pipeline import to_global
 from stylejax.train.loop import make_mesh
 from stylejax.train.state import build_networks, create_train_state
 from stylejax.train.step import make_train_step
+from tests.scripts.processes import add_process_flags, join_processes
 from tests.train_helpers import random_batch, tiny_config
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
-    parser.add_argument("--coordinator")
-    parser.add_argument("--process-id", type=int, default=0)
-    parser.add_argument("--num-processes", type=int, default=1)
+    add_process_flags(parser)
     args = parser.parse_args()
-    if args.coordinator:
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    join_processes(args)
 
     config = tiny_config()
     mesh = make_mesh()

@@ -1,0 +1,244 @@
+"""Orbax checkpoints of a run in WORKDIR/checkpoints: asynchronous, atomic, the newest K kept.
+
+Orbax writes each step into a temporary directory and renames it when complete, so a step
+directory is either whole or absent; an interrupted save leaves only a temporary directory,
+which is never restored (a writable manager removes it on start). Old steps are deleted only
+after a newer save has been committed. Restoring checks the stored tree against the one the
+caller expects (the network the config builds) before reading any array, and lays the arrays
+out with the caller's shardings, so a checkpoint restores onto any device or process count.
+"""
+
+import contextlib
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import flax
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from stylejax.errors import CheckpointError
+
+SUBDIR = "checkpoints"
+_ITEM = "state"
+_EXAMPLES = 3  # differences named in a mismatch message
+
+
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.join(os.path.abspath(workdir), SUBDIR)
+
+
+def _registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
+    """One PyTree handler for saving, full and partial restores, and reading metadata."""
+    handler = ocp.PyTreeCheckpointHandler()
+    registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    registry.add(_ITEM, ocp.args.PyTreeSave, handler)
+    registry.add(_ITEM, ocp.args.PyTreeRestore, handler)
+    return registry
+
+
+def _reason(error: BaseException) -> str:
+    """An orbax / tensorstore error squeezed into a short line, for a one-line message."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 120 else text[:120] + "..."
+
+
+@contextlib.contextmanager
+def _reading():
+    """Around reads of a checkpoint. When one fails, tensorstore's other reads still complete,
+    into orbax's event loop that is closed by then, and Python prints a traceback for each (a
+    few hundred): from then on, drop those, and only those."""
+    hook = sys.unraisablehook
+
+    def quieter(unraisable) -> None:
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            hook(unraisable)
+
+    sys.unraisablehook = quieter
+    yield
+    sys.unraisablehook = hook  # not reached on failure: the stragglers come later
+
+
+def _flat(tree: Any) -> dict[str, Any]:
+    """{'g_params.mapping.fc0.bias': leaf, ...}: the dotted names orbax uses on disk."""
+    return {jax.tree_util.keystr(path, simple=True, separator="."): leaf
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def tree_differences(stored: Any, expected: Any, partial: bool = False) -> list[str]:
+    """How a checkpoint's array tree differs from the expected one (shapes and dtypes, by name).
+
+    With `partial`, arrays the checkpoint has beyond the expected ones are not differences.
+    """
+    have, want = _flat(stored), _flat(expected)
+    out = [f"{k}: missing from the checkpoint" for k in sorted(want.keys() - have.keys())]
+    if not partial:
+        out += [f"{k}: in the checkpoint, not in the network" for k in sorted(have.keys() - want.keys())]
+    for k in sorted(want.keys() & have.keys()):
+        a, b = have[k], want[k]
+        if tuple(a.shape) != tuple(b.shape) or np.dtype(a.dtype) != np.dtype(b.dtype):
+            out.append(f"{k}: {a.dtype}{list(a.shape)} in the checkpoint, {b.dtype}{list(b.shape)} "
+                       "in the network")
+    return sorted(out, key=lambda line: "opt_state" in line)  # the networks' own arrays first
+
+
+class Checkpoints:
+    """The checkpoints of one run: save the train state, restore it (or a part of it) anywhere.
+
+    Writable for training (`keep` newest steps kept, a save every `every_steps`, `metadata`
+    stored with each step), or `read_only` for sampling and evaluation, which then never write
+    into the directory. Use as a context manager: leaving it waits for a save in flight.
+    """
+
+    def __init__(self, workdir: str, *, every_steps: int = 0, keep: int = 3,
+                 metadata: Mapping[str, Any] | None = None, read_only: bool = False):
+        self.directory = checkpoint_dir(workdir)
+        if read_only and not os.path.isdir(self.directory):
+            raise CheckpointError(f"no checkpoints in {workdir}: {self.directory} does not exist; "
+                                  "point --workdir at a training run's directory (the --workdir "
+                                  "given to python -m stylejax.main)")
+        self.every_steps = every_steps
+        self._metadata = dict(metadata or {})
+        self._in_flight: int | None = None  # the step being written in the background
+        options = ocp.CheckpointManagerOptions(
+            read_only=read_only, create=not read_only, cleanup_tmp_directories=not read_only,
+            save_interval_steps=0 if read_only else 1,  # orbax warns about the defaults otherwise
+            preservation_policy=ocp.checkpoint_managers.LatestN(keep))
+        self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                              handler_registry=_registry())
+
+    def __enter__(self) -> "Checkpoints":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the error on its way out says more than a failed wait would
+            with contextlib.suppress(CheckpointError):
+                self.close()
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def step_dir(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
+    def save(self, step: int, state: Any, *, force: bool = False) -> bool:
+        """Starts saving `state` as `step` when due (every `every_steps`) or forced.
+
+        Returns once the arrays are copied to host memory (the caller may then donate them);
+        the files are written in the background. Waits first for the previous save, and
+        raises CheckpointError if that one failed.
+        """
+        if not force and not (self.every_steps and step % self.every_steps == 0):
+            return False
+        self.wait()
+        try:
+            self._manager.save(step, args=ocp.args.Composite(
+                **{_ITEM: ocp.args.PyTreeSave(flax.serialization.to_state_dict(state))}),
+                custom_metadata=self._metadata, force=True)
+        except ocp.checkpoint_manager.StepAlreadyExistsError:
+            raise CheckpointError(f"a checkpoint of step {step} already exists in {self.directory} "
+                                  "and is kept as it is; is another run using this --workdir?") from None
+        except Exception as e:
+            raise self._save_failed(step, e) from e
+        self._in_flight = step
+        return True
+
+    def wait(self) -> None:
+        """Blocks until the save in flight is committed; raises CheckpointError if it failed."""
+        step, self._in_flight = self._in_flight, None
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:  # orbax re-raises whatever its writer thread hit
+            raise self._save_failed(step, e) from e
+
+    def _save_failed(self, step: int | None, error: BaseException) -> CheckpointError:
+        self._manager.reload()
+        kept = ", ".join(map(str, self.steps)) or "none"
+        return CheckpointError(f"saving the checkpoint of step {step} in {self.directory} failed "
+                               f"({_reason(error)}); the earlier checkpoints are kept (steps: {kept}); "
+                               "free disk space or fix the directory's permissions, then rerun "
+                               "to resume")
+
+    def close(self) -> None:
+        self.wait()
+        self._manager.close()
+
+    def resolve_step(self, step: int | None = None) -> int:
+        """`step` if the directory has it, else (None) the latest; CheckpointError otherwise."""
+        steps = self.steps
+        if not steps:
+            raise CheckpointError(f"no checkpoints in {self.directory} yet: train first (python -m "
+                                  "stylejax.main ... --workdir) or point --workdir at another run")
+        if step is None:
+            return steps[-1]
+        if step not in steps:
+            raise CheckpointError(f"no checkpoint of step {step} in {self.directory}; available "
+                                  f"steps: {', '.join(map(str, steps))}")
+        return step
+
+    def _unreadable(self, step: int, error: BaseException) -> CheckpointError:
+        others = [s for s in self.steps if s != step]
+        if not others:
+            fix = f"no other checkpoint is here: move it out of {self.directory} to train from scratch"
+        else:
+            fix = f"other steps here: {', '.join(map(str, others))} (sampling takes --step)"
+            if step > others[-1]:
+                fix += (f"; to resume training from step {others[-1]}, move {self.step_dir(step)} "
+                        f"out of {self.directory}")
+        return CheckpointError(f"checkpoint {self.step_dir(step)} is truncated or corrupt and cannot "
+                               f"be restored ({_reason(error)}); {fix}")
+
+    def metadata(self, step: int | None = None) -> dict:
+        """The metadata saved with a step (the latest when None)."""
+        step = self.resolve_step(step)
+        try:
+            with _reading():
+                custom = self._manager.metadata(step).custom_metadata
+        except Exception as e:  # any failure to read it means a damaged step
+            raise self._unreadable(step, e) from e
+        if not custom:
+            raise self._unreadable(step, ValueError("its _CHECKPOINT_METADATA is missing or unreadable"))
+        return dict(custom)
+
+    def restore(self, target: Any, step: int | None = None, *, partial: bool = False) -> Any:
+        """Restores `step` (the latest when None) into the structure of `target`.
+
+        `target` is a pytree (a TrainState, or a dict of some of its fields with `partial`) of
+        jax.ShapeDtypeStruct whose shardings say where each array goes. The checkpoint must hold
+        exactly these arrays, shapes and dtypes (at least these with `partial`), or
+        CheckpointError names the differences before anything is read.
+        """
+        step = self.resolve_step(step)
+        expected = flax.serialization.to_state_dict(target)
+        try:
+            with _reading():
+                stored = self._manager.item_metadata(step)[_ITEM]
+        except Exception as e:
+            raise self._unreadable(step, e) from e
+        if stored is None:
+            raise self._unreadable(step, ValueError("its array metadata is missing"))
+        differences = tree_differences(stored, expected, partial)
+        if differences:
+            more = len(differences) - _EXAMPLES
+            listed = "; ".join(differences[:_EXAMPLES]) + (f"; and {more} more" if more > 0 else "")
+            raise CheckpointError(
+                f"checkpoint {self.step_dir(step)} holds a different network than the config "
+                f"builds ({listed}); restore it with the config it was trained with, or train "
+                "this config in a new --workdir")
+        args = ocp.args.PyTreeRestore(item=expected, partial_restore=partial,
+                                      restore_args=ocp.checkpoint_utils.construct_restore_args(expected))
+        try:
+            with _reading():
+                restored = self._manager.restore(step, args=ocp.args.Composite(**{_ITEM: args}))[_ITEM]
+        except Exception as e:
+            raise self._unreadable(step, e) from e
+        return flax.serialization.from_state_dict(target, restored)

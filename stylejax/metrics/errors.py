@@ -1,0 +1,5 @@
+"""The exception for bad metric input: its message is one line that says what to do."""
+
+
+class MetricsError(ValueError):
+    """A metric cannot be computed as asked; `str(error)` is meant to be shown as is."""

@@ -1,0 +1,55 @@
+"""The main command as users run it: a few steps of the default experiment, and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--config.model.channel_base=256", "--config.model.channel_max=32", "--config.model.z_dim=32",
+        "--config.model.w_dim=32", "--config.batch_size=8"]
+
+
+def main(tmp_path, *args, devices=1):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu", "STYLEJAX_DATA_DIR": str(tmp_path / "data")}
+    cmd = [sys.executable, "-m", "stylejax.main", "--config", os.path.join(REPO, "experiments", "default.py"),
+           "--workdir", str(tmp_path / "run"), *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+
+
+def test_default_experiment_smoke(tmp_path):
+    result = main(tmp_path, *TINY, "--config.num_train_steps=3", "--config.log_every_steps=1",
+                  "--config.sample_every_steps=3", "--config.sample_grid=(4, 2)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    config = json.loads((run / "config.json").read_text())
+    assert config["batch_size"] == 8 and config["model"]["channel_base"] == 256  # overrides recorded
+    assert (run / "samples" / "step_0000003.png").exists()
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(run))
+    assert "step 3/3" in result.stderr and "img/s" in result.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config.no_such_key=1"], "unknown config key 'no_such_key'"),
+    (["--config.model.no_such_key=1"], "unknown config key 'no_such_key'"),
+    (["--config.batch_size=many"], "--config.batch_size=many"),
+    (["--config.dataset=no_such_dataset"], "dataset 'no_such_dataset' is not prepared"),
+    (["--config.resolution=64"], "config.resolution is 64"),
+    (["--config.num_train_steps=0"], "config.num_train_steps must be >= 1"),
+    (["--config.model.modconv=grouped"], "unknown modconv form 'grouped'"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    result = main(tmp_path, *args)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_batch_not_divisible_by_device_count(tmp_path):
+    result = main(tmp_path, "--config.batch_size=12", devices=8)
+    assert result.returncode == 2
+    assert "error: config.batch_size=12 is not divisible by the 8 devices" in result.stderr

@@ -1,0 +1,156 @@
+"""Resuming is exact: a run stopped, killed or signalled, then rerun, ends with the same bits as an
+uninterrupted run on the same device count."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import jax
+import pytest
+from jax.experimental.compilation_cache import compilation_cache
+
+from stylejax.checkpoints import Checkpoints
+from stylejax.data.pipeline import InputPipeline
+from stylejax.errors import CheckpointError
+from stylejax.train.loop import train
+from tests.checkpoint_helpers import (
+    assert_bitwise_equal,
+    flat_leaves,
+    main_command,
+    restore_state,
+    save_init_checkpoint,
+    snapshot,
+    subprocess_env,
+)
+from tests.scripts.tiny_run import run_config
+
+STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """digits16 built once for the module (the input pipeline builds it on first use)."""
+    path = str(tmp_path_factory.mktemp("data"))
+    InputPipeline("digits16", global_batch_size=8, seed=0, data_dir=path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def compile_cache(tmp_path_factory) -> str:
+    """A persistent compilation cache for this module and its subprocesses: the train step of
+    the tiny config compiles in about 30 s on a busy CPU and loads from the cache in about 1."""
+    path = str(tmp_path_factory.mktemp("jax_cache"))
+    previous = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", path)
+    compilation_cache.reset_cache()
+    yield path
+    jax.config.update("jax_compilation_cache_dir", previous)
+    compilation_cache.reset_cache()
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, compile_cache, tmp_path_factory):
+    """The final state of an uninterrupted run of STEPS steps, as flat leaves."""
+    state = train(run_config(data_dir, STEPS), str(tmp_path_factory.mktemp("reference")))
+    assert int(state.step) == STEPS
+    return flat_leaves(state)
+
+
+def committed_steps(workdir) -> list[int]:
+    directory = os.path.join(workdir, "checkpoints")
+    return sorted(int(e) for e in os.listdir(directory) if e.isdigit()) if os.path.isdir(directory) else []
+
+
+def wait_for(predicate, proc, log_path, timeout=300.0, poll=0.005):
+    deadline = time.time() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended early ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+        if time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out:\n{log_path.read_text()[-3000:]}")
+        time.sleep(poll)
+
+
+def start_main(workdir, data_dir, cache, log_path, *overrides):
+    with open(log_path, "w") as log:
+        return subprocess.Popen(main_command(workdir, data_dir, *overrides), env=subprocess_env(cache=cache),
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_stopped_then_rerun_ends_bitwise_identical(reference, data_dir, tmp_path):
+    half = train(run_config(data_dir, STEPS // 2), str(tmp_path))
+    assert int(half.step) == STEPS // 2
+    assert committed_steps(tmp_path) == [2, 3]  # every 2 steps, and at the end
+    state = train(run_config(data_dir, STEPS), str(tmp_path))
+    assert_bitwise_equal(flat_leaves(state), reference)
+    assert committed_steps(tmp_path) == [3, 4, 6]  # the newest checkpoint_keep=3
+    assert_bitwise_equal(flat_leaves(restore_state(tmp_path, run_config())), reference)
+
+
+def test_rerun_with_another_architecture_is_refused_and_costs_nothing(data_dir, tmp_path):
+    save_init_checkpoint(tmp_path, run_config(data_dir), step=2)
+    before = snapshot(tmp_path)
+    config = run_config(data_dir, 4)
+    config.model.channel_max = 16
+    with pytest.raises(CheckpointError, match=r"checkpoints/2 holds a different network .*d_params\.b16\."
+                                              r"conv1\.bias: float32\[32\] in the checkpoint, "
+                                              r"float32\[16\] in the network.*new --workdir"):
+        train(config, str(tmp_path))
+    assert snapshot(tmp_path) == before  # checkpoints, config.json and logs untouched
+
+
+def test_sigkill_then_rerun_resumes_from_the_last_complete_checkpoint(reference, data_dir, compile_cache,
+                                                                    tmp_path):
+    log_path = tmp_path / "killed.log"
+    proc = start_main(tmp_path, data_dir, compile_cache, log_path)
+
+    def saving_after_the_first() -> bool:  # kill while a save is being written, if we catch one
+        entries = os.listdir(tmp_path / "checkpoints") if (tmp_path / "checkpoints").is_dir() else []
+        steps = [int(e) for e in entries if e.isdigit()]
+        return bool(steps) and (any("tmp" in e for e in entries) or max(steps) >= 4)
+
+    wait_for(saving_after_the_first, proc, log_path)
+    proc.kill()
+    proc.wait()
+    complete = committed_steps(tmp_path)
+    assert complete and max(complete) < STEPS
+
+    rerun = subprocess.run(main_command(tmp_path, data_dir), env=subprocess_env(cache=compile_cache),
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"resuming from the checkpoint of step {max(complete)} " in rerun.stderr
+    assert_bitwise_equal(flat_leaves(restore_state(tmp_path, run_config())), reference)
+
+
+def test_sigterm_saves_the_step_it_stopped_at(data_dir, compile_cache, tmp_path):
+    log_path = tmp_path / "run.log"
+    proc = start_main(tmp_path, data_dir, compile_cache, log_path, "--config.num_train_steps=1000",
+                      "--config.checkpoint_every_steps=0")  # no periodic saves: only the signal's
+    wait_for(lambda: "step 2/1000" in log_path.read_text(), proc, log_path)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=300) == 128 + signal.SIGTERM
+    text = log_path.read_text()
+    stopped = re.search(r"SIGTERM: stopped after step (\d+) of 1000; saved (\S+); rerun the same "
+                        r"command to resume", text)
+    assert stopped, text[-3000:]
+    step = int(stopped[1])
+    assert step >= 2 and committed_steps(tmp_path) == [step]
+    assert stopped[2] == str(tmp_path / "checkpoints" / str(step))
+    assert int(restore_state(tmp_path, run_config()).step) == step
+
+
+def test_second_ctrl_c_aborts_at_once(data_dir, compile_cache, tmp_path):
+    log_path = tmp_path / "run.log"
+    proc = start_main(tmp_path, data_dir, compile_cache, log_path, "--config.num_train_steps=1000",
+                      "--config.checkpoint_every_steps=0")
+    wait_for(lambda: "step 1/1000" in log_path.read_text(), proc, log_path)
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: "press Ctrl-C again to abort" in log_path.read_text(), proc, log_path)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == -signal.SIGINT  # ended by the signal itself, not by Python
+    assert committed_steps(tmp_path) == []
+    with Checkpoints(str(tmp_path), read_only=True) as checkpoints:
+        assert checkpoints.latest_step() is None
