@@ -19,12 +19,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from stylejax.configs import base_config
-from stylejax.train.loop import make_mesh
-from stylejax.train.state import build_networks, create_train_state
-from stylejax.train.step import make_train_step, regularization_phases
+from stylejax.train.programs import train_programs
+from stylejax.train.state import build_networks
+from stylejax.train.step import regularization_phases
 
 PHASES = {(False, False): "G main + D main", (True, False): "+ G reg", (True, True): "+ G reg + D reg",
           (False, True): "+ D reg"}
@@ -95,19 +94,14 @@ def main():
 
     compiles = CompileCounter()
     config = benchmark_config(args)
-    mesh = make_mesh()
-    replicated = NamedSharding(mesh, PartitionSpec())
-    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     G, D = build_networks(config, 0, 3)
-    state = jax.jit(lambda k: create_train_state(config, G, D, k), out_shardings=replicated)(
-        jax.random.key(0))
+    programs = train_programs(config, G, D)
+    batch_sharding, step = programs.batch_sharding, programs.step
+    state = programs.init(jax.random.key(0))
     images = jax.device_put(jax.random.uniform(jax.random.key(1), (args.batch, args.resolution,
                                                                    args.resolution, 3), minval=-1),
                             batch_sharding)
     batch = {"image": images, "label": jax.device_put(jnp.zeros((args.batch, 0)), batch_sharding)}
-    step = jax.jit(make_train_step(config, G, D, batch_sharding),
-                   static_argnames=("g_reg_phase", "d_reg_phase"), donate_argnums=0,
-                   out_shardings=(replicated, replicated))
 
     schedule = [regularization_phases(config, s) for s in range(16)]
     compile_s, flops, phase_s = {}, {}, {}

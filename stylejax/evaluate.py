@@ -81,7 +81,7 @@ def _config(args: argparse.Namespace, config: ml_collections.ConfigDict,
 
 def _evaluate_run(args: argparse.Namespace) -> None:
     from stylejax.checkpoints import Checkpoints, load_generator, read_config
-    from stylejax.train.loop import make_mesh
+    from stylejax.train.programs import make_mesh
 
     run_config = read_config(args.workdir)
     if args.all_steps:
@@ -100,7 +100,7 @@ def _evaluate_run(args: argparse.Namespace) -> None:
 
 
 def _evaluate_images(args: argparse.Namespace) -> None:
-    from stylejax.train.loop import make_mesh
+    from stylejax.train.programs import make_mesh
 
     config = _config(args, base_config(), args.dataset)
     evaluator = Evaluator(config, None, make_mesh())

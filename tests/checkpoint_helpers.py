@@ -11,7 +11,8 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from stylejax.checkpoints import Checkpoints
-from stylejax.train.loop import make_mesh, write_config
+from stylejax.train.loop import write_config
+from stylejax.train.programs import make_mesh
 from stylejax.train.state import build_networks, create_train_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,7 +14,7 @@ from orbax.checkpoint._src.path import atomicity
 from stylejax.checkpoints import Checkpoints
 from stylejax.checkpoints.manager import tree_differences
 from stylejax.errors import CheckpointError
-from stylejax.train.loop import make_mesh
+from stylejax.train.programs import make_mesh
 from stylejax.train.state import TrainState
 from tests.checkpoint_helpers import (
     assert_bitwise_equal,

@@ -19,7 +19,7 @@ from stylejax.data.pipeline import InputPipeline
 from stylejax.metrics import digits_classifier, features
 from stylejax.metrics.evaluator import Evaluator
 from stylejax.metrics.inception_weights import URL
-from stylejax.train.loop import make_mesh
+from stylejax.train.programs import make_mesh
 from stylejax.train.state import build_networks, create_train_state
 from tests.metrics_helpers import metrics_config, tiny_generator, tiny_generator_config
 

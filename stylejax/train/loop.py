@@ -11,24 +11,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from clu import metric_writers, parameter_overview, periodic_actions
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from stylejax.checkpoints import Checkpoints
 from stylejax.data.pipeline import InputPipeline, to_global
 from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
 from stylejax.sampling import make_grid, save_png, to_uint8, z_from_seeds
 from stylejax.train.evaluation import PeriodicEvaluation
-from stylejax.train.state import TrainState, build_networks, create_train_state
-from stylejax.train.step import make_train_step, regularization_phases
+from stylejax.train.programs import train_programs
+from stylejax.train.state import TrainState, build_networks
+from stylejax.train.step import regularization_phases
 from stylejax.train.stop import StopSignals
 from stylejax.train.validate import validate_config
 
 log = logging.getLogger(__name__)
-
-
-def make_mesh() -> Mesh:
-    """All devices of all processes on one 'data' axis."""
-    return Mesh(np.asarray(jax.devices()), ("data",))
 
 
 def open_dataset(config: ml_collections.ConfigDict) -> InputPipeline:
@@ -112,23 +107,18 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     or Ctrl-C ends the current step, saves it and raises TrainingInterruptedError.
     """
     validate_config(config, jax.device_count())
-    mesh = make_mesh()
-    replicated = NamedSharding(mesh, PartitionSpec())
-    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     data = open_dataset(config)
     c_dim = data.num_classes if config.conditional else 0
     G, D = build_networks(config, c_dim, data.num_channels)
-
-    init = jax.jit(lambda key: create_train_state(config, G, D, key), out_shardings=replicated)
+    programs = train_programs(config, G, D)
+    mesh, batch_sharding, init, step_fn = (programs.mesh, programs.batch_sharding, programs.init,
+                                           programs.step)
     checkpoints = Checkpoints(workdir, every_steps=config.checkpoint_every_steps,
                               keep=config.checkpoint_keep,
                               metadata={"c_dim": c_dim, "img_channels": data.num_channels})
     with checkpoints, StopSignals() as stop:
         state = resume_or_init(checkpoints, init, jax.random.key(config.seed))
         write_config(config, workdir)
-        step_fn = jax.jit(make_train_step(config, G, D, batch_sharding),
-                          static_argnames=("g_reg_phase", "d_reg_phase"), donate_argnums=0,
-                          out_shardings=(replicated, replicated))
 
         writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
         writer.write_hparams({k: v for k, v in flatten(config.to_dict()).items()})

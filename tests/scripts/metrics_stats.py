@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from stylejax.metrics.evaluator import Evaluator
-from stylejax.train.loop import make_mesh
+from stylejax.train.programs import make_mesh
 from tests.metrics_helpers import metrics_config, tiny_generator
 
 

@@ -8,12 +8,10 @@ import argparse
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from stylejax.data.pipeline import to_global
-from stylejax.train.loop import make_mesh
-from stylejax.train.state import build_networks, create_train_state
-from stylejax.train.step import make_train_step
+from stylejax.train.programs import train_programs
+from stylejax.train.state import build_networks
 from tests.scripts.processes import add_process_flags, join_processes
 from tests.train_helpers import random_batch, tiny_config
 
@@ -26,19 +24,16 @@ def main():
     join_processes(args)
 
     config = tiny_config()
-    mesh = make_mesh()
-    replicated = NamedSharding(mesh, PartitionSpec())
-    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     G, D = build_networks(config, 0, 3)
-    state = jax.jit(lambda k: create_train_state(config, G, D, k), out_shardings=replicated)(
-        jax.random.key(0))
-    step = jax.jit(make_train_step(config, G, D, batch_sharding),
-                   static_argnames=("g_reg_phase", "d_reg_phase"), out_shardings=(replicated, replicated))
+    programs = train_programs(config, G, D)
+    batch_sharding = programs.batch_sharding
+    state = programs.init(jax.random.key(0))
     # Each process feeds only its own rows of the global batch.
     rows = config.batch_size // jax.process_count()
     local = {k: v[jax.process_index() * rows:(jax.process_index() + 1) * rows]
              for k, v in random_batch(config).items()}
-    state, metrics = step(state, to_global(local, batch_sharding), g_reg_phase=True, d_reg_phase=True)
+    state, metrics = programs.step(state, to_global(local, batch_sharding),
+                                   g_reg_phase=True, d_reg_phase=True)
     leaves = jax.tree_util.tree_leaves_with_path(
         {"g": state.g_params, "d": state.d_params, "ema": state.ema_params, "stats": state.g_stats,
          "pl_mean": state.pl_mean, "metrics": metrics})

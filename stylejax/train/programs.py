@@ -1,0 +1,39 @@
+"""The compiled programs of training, laid out on a mesh of all devices: shared by the train loop,
+the benchmarks and the tests, so that they measure and test what training runs."""
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from stylejax.models import Discriminator, Generator
+from stylejax.train.state import create_train_state
+from stylejax.train.step import make_train_step
+
+
+def make_mesh() -> Mesh:
+    """All devices of all processes on one 'data' axis."""
+    return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainPrograms:
+    mesh: Mesh
+    replicated: NamedSharding  # the train state
+    batch_sharding: NamedSharding  # batches and latents: split on 'data'
+    init: Callable  # key -> TrainState
+    step: Callable  # (state, batch, g_reg_phase=, d_reg_phase=) -> (state, metrics); donates state
+
+
+def train_programs(config: ml_collections.ConfigDict, G: Generator, D: Discriminator) -> TrainPrograms:
+    mesh = make_mesh()
+    replicated = NamedSharding(mesh, PartitionSpec())
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    init = jax.jit(lambda key: create_train_state(config, G, D, key), out_shardings=replicated)
+    step = jax.jit(make_train_step(config, G, D, batch_sharding),
+                   static_argnames=("g_reg_phase", "d_reg_phase"), donate_argnums=0,
+                   out_shardings=(replicated, replicated))
+    return TrainPrograms(mesh, replicated, batch_sharding, init, step)
