@@ -1,15 +1,16 @@
 """Score a trained run, or any folder of images, with FID / KID.
 
     python -m stylejax.evaluate --workdir DIR [--metrics fid_digits,kid_digits]
-        [--step N | --all-steps] [--num-samples N]
+        [--step N | --step best | --all-steps] [--num-samples N]
     python -m stylejax.evaluate --images FOLDER_OR_ZIP [--dataset digits] [--split train]
         [--metrics fid,kid --inception inception-2015-12-05.tgz]
 
-With --workdir, G_ema of the latest checkpoint (or --step N, or every checkpoint with
---all-steps) generates the run's config.metrics_num_samples images, scored against the run's
-dataset exactly as during training. With --images, the images of a folder (or zip) are scored
-against a dataset split, so samples of other systems are compared on the same footing. Each
-result is one JSON line on stdout, e.g. {"step": 800, "fid_digits": 3.21, "kid_digits": 0.0042}.
+With --workdir, G_ema of the latest checkpoint (or --step N, or the best checkpoint by the run's
+first metric with --step best, or every checkpoint with --all-steps) generates the run's
+config.metrics_num_samples images, scored against the run's dataset exactly as during training.
+With --images, the images of a folder (or zip) are scored against a dataset split, so samples
+of other systems are compared on the same footing. Each result is one JSON line on stdout, e.g.
+{"step": 800, "fid_digits": 3.21, "kid_digits": 0.0042}.
 Metrics default to the run's config.metrics, or for --images to the digits metrics on digits
 datasets and fid,kid elsewhere.
 """
@@ -28,6 +29,12 @@ from stylejax.metrics.evaluator import Evaluator
 from stylejax.metrics.folder import image_batches
 
 
+def _step(text: str) -> int | str:
+    from stylejax.checkpoints import parse_step  # orbax and the networks: only for --workdir
+
+    return parse_step(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stylejax.evaluate",
@@ -39,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics", help="comma-separated: fid, kid (Inception), fid_digits, "
                                           "kid_digits (digits datasets)")
     steps = parser.add_mutually_exclusive_group()
-    steps.add_argument("--step", type=int, help="the checkpoint step (default: the latest)")
+    steps.add_argument("--step", type=_step, metavar="N|best",
+                       help="the checkpoint step, or best: the best by the run's first metric "
+                            "(default: the latest)")
     steps.add_argument("--all-steps", action="store_true", help="every checkpoint of the run")
     parser.add_argument("--dataset", default="digits", help="with --images: the dataset to "
                                                             "compare with (default digits)")

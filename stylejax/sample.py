@@ -7,9 +7,9 @@
   truncation   a row per seed, a column per psi       --seeds 0-3 [--psis 1,0.7,0.5,0]
   interpolate  an animated GIF through the seeds      --seeds 0,1,2 [--frames 24 --fps 24]
 
-Every mode takes --step N (default: the latest checkpoint), --noise-mode, --class (conditional
-generators) and --trunc-cutoff; all but truncation take --trunc PSI. A seed's latent is the
-official generate.py's, np.random.RandomState(seed).randn(z_dim).
+Every mode takes --step N or --step best (default: the latest checkpoint), --noise-mode, --class
+(conditional generators) and --trunc-cutoff; all but truncation take --trunc PSI. A seed's
+latent is the official generate.py's, np.random.RandomState(seed).randn(z_dim).
 """
 
 import argparse
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stylejax.checkpoints import checkpoint_dir, load_generator
+from stylejax.checkpoints import checkpoint_dir, load_generator, parse_step
 from stylejax.figures import (
     Renderer,
     interpolation_frames,
@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--workdir", required=True, help="the training run's --workdir")
     common.add_argument("--outdir", required=True, help="where the pictures go (created)")
-    common.add_argument("--step", type=int, metavar="N", help="checkpoint step (default: the latest)")
+    common.add_argument("--step", type=parse_step, metavar="N|best",
+                        help="checkpoint step, or best: the best by the run's first metric "
+                             "(default: the latest)")
     common.add_argument("--noise-mode", choices=NOISE_MODES, default="const",
                         help="per-pixel noise: the constant buffers (default), random "
                              "(drawn from each image's seed) or none")
@@ -121,10 +123,11 @@ def _inside(path: str, directory: str) -> bool:
 
 def sample(args: argparse.Namespace) -> list[str]:
     """Draws what the parsed command line asks for; returns the files written."""
-    if _inside(args.outdir, checkpoint_dir(args.workdir)):
-        raise ValueError(f"--outdir {args.outdir} is inside the checkpoint directory "
-                         f"{checkpoint_dir(args.workdir)}, which sampling never writes to; "
-                         "choose another --outdir")
+    for best in (False, True):
+        if _inside(args.outdir, checkpoint_dir(args.workdir, best)):
+            raise ValueError(f"--outdir {args.outdir} is inside the checkpoint directory "
+                             f"{checkpoint_dir(args.workdir, best)}, which sampling never writes "
+                             "to; choose another --outdir")
     if args.mode == "interpolate" and len(args.seeds) < 2:
         raise ValueError("interpolate needs at least two --seeds, e.g. 0,1,2")
     trained = load_generator(args.workdir, args.step)

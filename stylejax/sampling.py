@@ -33,19 +33,26 @@ def z_from_seeds(seeds, z_dim: int) -> np.ndarray:
     return np.concatenate([np.random.RandomState(s).randn(1, z_dim) for s in seeds]).astype(np.float32)
 
 
+GAP_VALUE = 128  # mid grey: apart from black backgrounds and white strokes alike
+
+
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """[-1, 1] floats to uint8 pixels as the official code saves them: x * 127.5 + 128, clipped,
     truncated (so a dataset image, k / 127.5 - 1, comes back as exactly k)."""
     return np.clip(np.asarray(images, np.float32) * 127.5 + 128, 0, 255).astype(np.uint8)
 
 
-def make_grid(images: np.ndarray, cols: int) -> np.ndarray:
-    """[N, H, W, C] uint8 to one [rows * H, cols * W, C] image, row-major, blank cells black."""
+def make_grid(images: np.ndarray, cols: int, gap: int = 0) -> np.ndarray:
+    """[N, H, W, C] uint8 to one image, row-major, blank cells black. `gap` grey pixels between
+    cells keep small images on black backgrounds (digits) apart; 0 gives [rows * H, cols * W, C]."""
     n, h, w, c = images.shape
     rows = -(-n // cols)
-    padded = np.zeros((rows * cols, h, w, c), images.dtype)
-    padded[:n] = images
-    return padded.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+    cells = np.zeros((rows * cols, h, w, c), images.dtype)
+    cells[:n] = images
+    framed = np.full((rows, cols, h + gap, w + gap, c), GAP_VALUE, images.dtype)
+    framed[:, :, :h, :w] = cells.reshape(rows, cols, h, w, c)
+    grid = framed.transpose(0, 2, 1, 3, 4).reshape(rows * (h + gap), cols * (w + gap), c)
+    return grid[:grid.shape[0] - gap, :grid.shape[1] - gap]
 
 
 def save_png(image: np.ndarray, path: str) -> None:

@@ -1,6 +1,8 @@
 """Resuming is exact: a run stopped, killed or signalled, then rerun, ends with the same bits as an
-uninterrupted run on the same device count."""
+uninterrupted run on the same device count; its metrics file and best checkpoint carry on."""
 
+import json
+import logging
 import os
 import re
 import signal
@@ -11,9 +13,10 @@ import jax
 import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
-from stylejax.checkpoints import Checkpoints
+from stylejax.checkpoints import Checkpoints, load_generator
 from stylejax.data.pipeline import InputPipeline
 from stylejax.errors import CheckpointError
+from stylejax.train import evaluation, loop
 from stylejax.train.loop import train
 from tests.checkpoint_helpers import (
     assert_bitwise_equal,
@@ -154,3 +157,54 @@ def test_second_ctrl_c_aborts_at_once(data_dir, compile_cache, tmp_path):
     assert committed_steps(tmp_path) == []
     with Checkpoints(str(tmp_path), read_only=True) as checkpoints:
         assert checkpoints.latest_step() is None
+
+
+FID = {1: 5.0, 2: 1.0, 3: 4.0, 4: 3.0, 5: 2.0, 6: 6.0}  # the best at step 2; after it, at step 5
+
+
+class ScriptedEvaluator:
+    """Stands in for the metrics (the digits classifier trains for a minute): FID[step], and the
+    G_ema variables each step was scored with, in `scored`."""
+
+    scored: dict = {}
+
+    def __init__(self, config, G, mesh, data_dir=None):
+        pass
+
+    def __call__(self, variables: dict, step: int) -> dict[str, float]:
+        self.scored[step] = flat_leaves(variables)
+        return {"fid_digits": FID[step], "kid_digits": -FID[step]}
+
+
+def test_a_crash_and_resume_keep_the_best_checkpoint_and_each_evaluation_once(
+        reference, data_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(evaluation, "Evaluator", ScriptedEvaluator)
+    monkeypatch.setattr(ScriptedEvaluator, "scored", {})
+    config = run_config(data_dir, STEPS)
+    config.update(metrics=("fid_digits", "kid_digits"), eval_every_steps=1, checkpoint_keep=1)
+    phases = loop.regularization_phases
+
+    def dies_in_step_4(config, step):  # after step 3's evaluation, before the checkpoint of step 4
+        if step == 3:
+            raise RuntimeError("killed")
+        return phases(config, step)
+
+    monkeypatch.setattr(loop, "regularization_phases", dies_in_step_4)
+    caplog.set_level(logging.INFO, logger=evaluation.__name__)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(config, str(tmp_path))
+    assert committed_steps(tmp_path) == [2]
+    assert re.findall(r"step (\d) is the best so far", caplog.text) == ["1", "2"]
+    caplog.clear()
+    monkeypatch.setattr(loop, "regularization_phases", phases)
+    state = train(config, str(tmp_path))  # resumes from step 2: steps 3 to 6 evaluated again
+    assert "is the best so far" not in caplog.text  # none beat step 2's, from before the crash
+
+    assert_bitwise_equal(flat_leaves(state), reference)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert lines == [{"step": s, "fid_digits": f, "kid_digits": -f} for s, f in FID.items()]
+    assert committed_steps(tmp_path) == [6]
+    assert os.listdir(tmp_path / "checkpoints_best") == ["2"]
+    best = load_generator(str(tmp_path), "best")
+    assert best.step == 2
+    assert_bitwise_equal(flat_leaves(best.variables), ScriptedEvaluator.scored[2])

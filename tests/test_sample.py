@@ -13,7 +13,7 @@ from PIL import Image
 from stylejax.figures import Renderer, interpolation_frames
 from stylejax.models import mix_styles
 from stylejax.sample import main
-from stylejax.sampling import to_uint8, z_from_seeds
+from stylejax.sampling import GAP_VALUE, make_grid, to_uint8, z_from_seeds
 from stylejax.train.state import build_networks
 from tests.checkpoint_helpers import save_init_checkpoint, snapshot, truncate_arrays
 from tests.train_helpers import tiny_config
@@ -238,3 +238,15 @@ def test_sampling_never_writes_into_the_checkpoint_directory(run, tmp_path):
     assert snapshot(workdir / "checkpoints") == before
     assert sorted(os.listdir(tmp_path)) == ["grid.png", "interpolation.gif", "seed0001.png", "stylemix.png",
                                             "truncation.png"]
+
+
+def test_grid_gap_separates_cells_with_grey_lines():
+    images = np.arange(1, 4, dtype=np.uint8)[:, None, None, None] * np.ones((3, 2, 3, 1), np.uint8)
+    grid = make_grid(images, cols=2, gap=1)
+    assert grid.shape == (2 * 2 + 1, 2 * 3 + 1, 1)
+    expected = np.full((5, 7, 1), GAP_VALUE, np.uint8)  # built cell by cell
+    for i, (row, col) in enumerate([(0, 0), (0, 1), (1, 0)]):
+        expected[row * 3:row * 3 + 2, col * 4:col * 4 + 3] = i + 1
+    expected[3:5, 4:7] = 0  # the unused cell is black
+    np.testing.assert_array_equal(grid, expected)
+    np.testing.assert_array_equal(make_grid(images, cols=2, gap=0)[:2, :3], images[0])

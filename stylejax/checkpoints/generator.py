@@ -3,9 +3,11 @@
 The networks are rebuilt from the run's config.json and the dataset-derived sizes (label count,
 image channels) saved with each checkpoint, so sampling needs neither the dataset nor the
 training flags. Only the arrays sampling uses are read (a partial orbax restore), onto one
-device, and the checkpoint directory is opened read-only.
+device, and the checkpoint directory is opened read-only. `step='best'` reads the best
+checkpoint (WORKDIR/checkpoints_best, by the run's first metric) instead of a regular one.
 """
 
+import argparse
 import dataclasses
 import json
 import os
@@ -14,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from stylejax.checkpoints.best import BEST, best_metric
 from stylejax.checkpoints.manager import Checkpoints
 from stylejax.errors import CheckpointError
 from stylejax.models import Generator
@@ -44,13 +47,25 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
                               "--config and overrides") from None
 
 
-def load_generator(workdir: str, step: int | None = None,
+def parse_step(text: str) -> int | str:
+    """A --step argument: a step number, or 'best' for the best checkpoint."""
+    if text == BEST:
+        return BEST
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a step number nor {BEST!r}") from None
+
+
+def load_generator(workdir: str, step: int | str | None = None,
                    device: jax.Device | None = None) -> TrainedGenerator:
-    """G_ema of `step` (the latest when None) of the run in `workdir`, on `device` (the first)."""
+    """G_ema of `step` (the latest when None, the best checkpoint when 'best') of the run in
+    `workdir`, on `device` (the first)."""
     config = read_config(workdir)
     sharding = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
-    with Checkpoints(workdir, read_only=True) as checkpoints:
-        step = checkpoints.resolve_step(step)
+    best_by = best_metric(config, workdir) if step == BEST else None
+    with Checkpoints(workdir, read_only=True, best_by=best_by) as checkpoints:
+        step = checkpoints.resolve_step(None if step == BEST else step)
         sizes = checkpoints.metadata(step)
         try:
             G, _ = build_networks(config, sizes["c_dim"], sizes["img_channels"])

@@ -1,4 +1,5 @@
-"""Orbax checkpoints of a run in WORKDIR/checkpoints: asynchronous, atomic, the newest K kept.
+"""Orbax checkpoints of a run in WORKDIR/checkpoints: asynchronous, atomic, the newest K kept;
+and its best checkpoint by a metric in WORKDIR/checkpoints_best (see stylejax.checkpoints.best).
 
 Orbax writes each step into a temporary directory and renames it when complete, so a step
 directory is either whole or absent; an interrupted save leaves only a temporary directory,
@@ -9,6 +10,7 @@ out with the caller's shardings, so a checkpoint restores onto any device or pro
 """
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -22,12 +24,13 @@ import orbax.checkpoint as ocp
 from stylejax.errors import CheckpointError
 
 SUBDIR = "checkpoints"
+BEST_SUBDIR = "checkpoints_best"
 _ITEM = "state"
 _EXAMPLES = 3  # differences named in a mismatch message
 
 
-def checkpoint_dir(workdir: str) -> str:
-    return os.path.join(os.path.abspath(workdir), SUBDIR)
+def checkpoint_dir(workdir: str, best: bool = False) -> str:
+    return os.path.join(os.path.abspath(workdir), BEST_SUBDIR if best else SUBDIR)
 
 
 def _registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
@@ -91,22 +94,36 @@ class Checkpoints:
     Writable for training (`keep` newest steps kept, a save every `every_steps`, `metadata`
     stored with each step), or `read_only` for sampling and evaluation, which then never write
     into the directory. Use as a context manager: leaving it waits for a save in flight.
+
+    With `best_by`, a metric name, it is the run's best checkpoint instead: the directory is
+    WORKDIR/checkpoints_best, saves carry their metrics (orbax's metrics item, committed with
+    the arrays), and orbax's BestN policy keeps the one step with the lowest `best_by` (every
+    metric here is a distance; a step without that metric counts as the worst).
     """
 
     def __init__(self, workdir: str, *, every_steps: int = 0, keep: int = 3,
-                 metadata: Mapping[str, Any] | None = None, read_only: bool = False):
-        self.directory = checkpoint_dir(workdir)
+                 metadata: Mapping[str, Any] | None = None, read_only: bool = False,
+                 best_by: str | None = None):
+        self.best_by = best_by
+        self.directory = checkpoint_dir(workdir, best=best_by is not None)
         if read_only and not os.path.isdir(self.directory):
-            raise CheckpointError(f"no checkpoints in {workdir}: {self.directory} does not exist; "
+            raise self._none_here(f"no checkpoints in {workdir}: {self.directory} does not exist; "
                                   "point --workdir at a training run's directory (the --workdir "
                                   "given to python -m stylejax.main)")
         self.every_steps = every_steps
         self._metadata = dict(metadata or {})
         self._in_flight: int | None = None  # the step being written in the background
+        if best_by is None:
+            best_fn, policy = None, ocp.checkpoint_managers.LatestN(keep)
+        else:
+            def best_fn(metrics: Mapping[str, float]) -> float:
+                return metrics.get(best_by, math.inf)
+            policy = ocp.checkpoint_managers.BestN(get_metric_fn=best_fn, reverse=True, n=1,
+                                                   keep_checkpoints_without_metrics=False)
         options = ocp.CheckpointManagerOptions(
             read_only=read_only, create=not read_only, cleanup_tmp_directories=not read_only,
             save_interval_steps=0 if read_only else 1,  # orbax warns about the defaults otherwise
-            preservation_policy=ocp.checkpoint_managers.LatestN(keep))
+            preservation_policy=policy, best_fn=best_fn, best_mode="min")
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               handler_registry=_registry())
 
@@ -130,8 +147,10 @@ class Checkpoints:
     def step_dir(self, step: int) -> str:
         return os.path.join(self.directory, str(step))
 
-    def save(self, step: int, state: Any, *, force: bool = False) -> bool:
-        """Starts saving `state` as `step` when due (every `every_steps`) or forced.
+    def save(self, step: int, state: Any, *, force: bool = False,
+             metrics: Mapping[str, float] | None = None) -> bool:
+        """Starts saving `state` as `step` when due (every `every_steps`) or forced, with the
+        evaluation `metrics` of the state (kept only by a `best_by` manager).
 
         Returns once the arrays are copied to host memory (the caller may then donate them);
         the files are written in the background. Waits first for the previous save, and
@@ -143,7 +162,8 @@ class Checkpoints:
         try:
             self._manager.save(step, args=ocp.args.Composite(
                 **{_ITEM: ocp.args.PyTreeSave(flax.serialization.to_state_dict(state))}),
-                custom_metadata=self._metadata, force=True)
+                metrics=dict(metrics) if metrics else None, custom_metadata=self._metadata,
+                force=True)
         except ocp.checkpoint_manager.StepAlreadyExistsError:
             raise CheckpointError(f"a checkpoint of step {step} already exists in {self.directory} "
                                   "and is kept as it is; is another run using this --workdir?") from None
@@ -172,14 +192,25 @@ class Checkpoints:
         self.wait()
         self._manager.close()
 
+    def _none_here(self, message: str) -> CheckpointError:
+        """`message`, or for the best checkpoint, how a run gets one."""
+        if self.best_by is None:
+            return CheckpointError(message)
+        return CheckpointError(
+            f"no best checkpoint in {self.directory}: training keeps one from its first "
+            "evaluation on (--config.metrics, every --config.eval_every_steps and at the end); "
+            "train with metrics, or use --step N or the latest checkpoint (no --step)")
+
     def resolve_step(self, step: int | None = None) -> int:
-        """`step` if the directory has it, else (None) the latest; CheckpointError otherwise."""
+        """`step` if the directory has it, else (None) the latest, or for a `best_by` manager
+        the best; CheckpointError otherwise."""
         steps = self.steps
         if not steps:
-            raise CheckpointError(f"no checkpoints in {self.directory} yet: train first (python -m "
+            raise self._none_here(f"no checkpoints in {self.directory} yet: train first (python -m "
                                   "stylejax.main ... --workdir) or point --workdir at another run")
         if step is None:
-            return steps[-1]
+            best = self._manager.best_step() if self.best_by is not None else None
+            return steps[-1] if best is None else best
         if step not in steps:
             raise CheckpointError(f"no checkpoint of step {step} in {self.directory}; available "
                                   f"steps: {', '.join(map(str, steps))}")
@@ -187,7 +218,10 @@ class Checkpoints:
 
     def _unreadable(self, step: int, error: BaseException) -> CheckpointError:
         others = [s for s in self.steps if s != step]
-        if not others:
+        if self.best_by is not None:
+            fix = (f"move it out of {self.directory}; training keeps a new best checkpoint at its "
+                   "next evaluation")
+        elif not others:
             fix = f"no other checkpoint is here: move it out of {self.directory} to train from scratch"
         else:
             fix = f"other steps here: {', '.join(map(str, others))} (sampling takes --step)"
@@ -196,6 +230,11 @@ class Checkpoints:
                         f"out of {self.directory}")
         return CheckpointError(f"checkpoint {self.step_dir(step)} is truncated or corrupt and cannot "
                                f"be restored ({_reason(error)}); {fix}")
+
+    def metrics(self, step: int) -> dict[str, float] | None:
+        """The metrics saved with `step` (None when it has none)."""
+        metrics = self._manager.metrics(step)
+        return None if metrics is None else dict(metrics)
 
     def metadata(self, step: int | None = None) -> dict:
         """The metadata saved with a step (the latest when None)."""

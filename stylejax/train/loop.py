@@ -1,5 +1,6 @@
 """The training loop: data onto the mesh, the compiled step, logging, sample grids, checkpoints."""
 
+import contextlib
 import json
 import logging
 import os
@@ -55,7 +56,7 @@ class SampleGrid:
 
     def __call__(self, state: TrainState, step: int, writer) -> str:
         images = to_uint8(jax.device_get(self.render(state.generator_variables(ema=True), self.z, self.c)))
-        grid = make_grid(images, self.cols)
+        grid = make_grid(images, self.cols, gap=max(1, images.shape[1] // 16))
         writer.write_images(step, {"samples": grid[None]})
         if jax.process_index() != 0:
             return ""
@@ -71,6 +72,35 @@ def mean_metrics(history: list[dict]) -> dict[str, float]:
     history = jax.device_get(history)
     keys = {k for m in history for k in m}
     return {k: float(np.mean([m[k] for m in history if k in m])) for k in sorted(keys)}
+
+
+class LogWindow:
+    """The steps since the last log line: their metrics, images and time, reported as scalars
+    (the mean metrics, kimg, img/s, sec/kimg) and one console line with the ETA."""
+
+    def __init__(self, config: ml_collections.ConfigDict, start: int):
+        self.num_train_steps, self.batch_size = config.num_train_steps, config.batch_size
+        self.history: list[dict] = []
+        self.start_time, self.start_step = time.time(), start
+
+    def add(self, metrics: dict) -> None:
+        """One step's metrics (device arrays: read only when reported)."""
+        self.history.append(metrics)
+
+    def report(self, done: int, writer) -> None:
+        """Writes the window ending after step `done`, and starts the next one."""
+        elapsed = time.time() - self.start_time
+        images = (done - self.start_step) * self.batch_size
+        scalars = mean_metrics(self.history)
+        scalars.update(kimg=done * self.batch_size / 1000, img_per_sec=images / elapsed,
+                       sec_per_kimg=elapsed / images * 1000)
+        writer.write_scalars(done, scalars)
+        eta = (self.num_train_steps - done) * self.batch_size / scalars["img_per_sec"]
+        log.info("step %d/%d  kimg %.1f  %.1f img/s  %.1f s/kimg  ETA %s  G %.3f  D %.3f",
+                 done, self.num_train_steps, scalars["kimg"], scalars["img_per_sec"],
+                 scalars["sec_per_kimg"], time.strftime("%H:%M:%S", time.gmtime(eta)),
+                 scalars["g_loss"], scalars["d_loss"])
+        self.history, self.start_time, self.start_step = [], time.time(), done
 
 
 def check_finite(metrics: dict, limit: int, step: int) -> None:
@@ -100,6 +130,15 @@ def resume_or_init(checkpoints: Checkpoints, init, key: jax.Array) -> TrainState
     return checkpoints.restore(jax.eval_shape(init, key), step)
 
 
+def open_writer(config: ml_collections.ConfigDict, workdir: str, state: TrainState):
+    """TensorBoard (process 0) and the console: the hparams and the networks' sizes first."""
+    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+    writer.write_hparams(flatten(config.to_dict()))
+    parameter_overview.log_parameter_overview(state.g_params, msg="Generator parameters")
+    parameter_overview.log_parameter_overview(state.d_params, msg="Discriminator parameters")
+    return writer
+
+
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains to config.num_train_steps steps and returns the final state.
 
@@ -111,66 +150,52 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     c_dim = data.num_classes if config.conditional else 0
     G, D = build_networks(config, c_dim, data.num_channels)
     programs = train_programs(config, G, D)
-    mesh, batch_sharding, init, step_fn = (programs.mesh, programs.batch_sharding, programs.init,
-                                           programs.step)
-    checkpoints = Checkpoints(workdir, every_steps=config.checkpoint_every_steps,
-                              keep=config.checkpoint_keep,
-                              metadata={"c_dim": c_dim, "img_channels": data.num_channels})
-    with checkpoints, StopSignals() as stop:
-        state = resume_or_init(checkpoints, init, jax.random.key(config.seed))
+    sizes = {"c_dim": c_dim, "img_channels": data.num_channels}  # saved with each checkpoint
+    with contextlib.ExitStack() as context:
+        checkpoints = context.enter_context(Checkpoints(
+            workdir, every_steps=config.checkpoint_every_steps, keep=config.checkpoint_keep,
+            metadata=sizes))
+        stop = context.enter_context(StopSignals())
+        state = resume_or_init(checkpoints, programs.init, jax.random.key(config.seed))
         write_config(config, workdir)
-
-        writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-        writer.write_hparams({k: v for k, v in flatten(config.to_dict()).items()})
-        parameter_overview.log_parameter_overview(state.g_params, msg="Generator parameters")
-        parameter_overview.log_parameter_overview(state.d_params, msg="Discriminator parameters")
+        start = int(state.step)
+        writer = open_writer(config, workdir, state)
         samples = SampleGrid(config, G, data.num_classes, workdir)
-        evaluation = PeriodicEvaluation(config, G, mesh, workdir)
+        evaluation = context.enter_context(
+            PeriodicEvaluation(config, G, programs.mesh, workdir, start, sizes))
+        evaluation.catch_up(state, writer)
         progress = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
                                                    writer=writer)
-
-        start = int(state.step)
-        history, pending, stopped = [], None, None
-        window_start, window_step = time.time(), start
+        window = LogWindow(config, start)
+        pending, stopped = None, None
         log.info("training steps %d to %d of %d images on %d devices (%d processes)", start,
                  config.num_train_steps, config.batch_size, jax.device_count(), jax.process_count())
-        with data.iterate(start) as batches:
-            for step in range(start, config.num_train_steps):
-                g_reg, d_reg = regularization_phases(config, step)
-                with jax.profiler.StepTraceAnnotation("train", step_num=step):
-                    state, metrics = step_fn(state, to_global(next(batches), batch_sharding),
-                                             g_reg_phase=g_reg, d_reg_phase=d_reg)
-                if pending is not None:  # the previous step's counters: no wait for this one
-                    check_finite(pending, config.max_nonfinite_steps, step - 1)
-                pending = metrics
-                history.append(metrics)
-                done = step + 1
-                progress(done)
-                last = done == config.num_train_steps
-                if done % config.log_every_steps == 0 or last:
-                    check_finite(pending, config.max_nonfinite_steps, step)
-                    elapsed = time.time() - window_start
-                    images = (done - window_step) * config.batch_size
-                    scalars = mean_metrics(history)
-                    scalars.update(kimg=done * config.batch_size / 1000, img_per_sec=images / elapsed,
-                                   sec_per_kimg=elapsed / images * 1000)
-                    writer.write_scalars(done, scalars)
-                    eta = (config.num_train_steps - done) * config.batch_size / scalars["img_per_sec"]
-                    log.info("step %d/%d  kimg %.1f  %.1f img/s  %.1f s/kimg  ETA %s  G %.3f  D %.3f",
-                             done, config.num_train_steps, scalars["kimg"], scalars["img_per_sec"],
-                             scalars["sec_per_kimg"], time.strftime("%H:%M:%S", time.gmtime(eta)),
-                             scalars["g_loss"], scalars["d_loss"])
-                    history, window_start, window_step = [], time.time(), done
-                stopped = stop.requested()
-                if checkpoints.save(done, state, force=last or stopped is not None):
-                    log.info("saving checkpoint %s", checkpoints.step_dir(done))
-                if stopped:
-                    break
-                if config.sample_every_steps and (done % config.sample_every_steps == 0 or last):
-                    path = samples(state, done, writer)
-                    if path:
-                        log.info("samples: %s", path)
-                evaluation(state, done, writer, last)
+        batches = context.enter_context(data.iterate(start))
+        for step in range(start, config.num_train_steps):
+            g_reg, d_reg = regularization_phases(config, step)
+            with jax.profiler.StepTraceAnnotation("train", step_num=step):
+                state, metrics = programs.step(state, to_global(next(batches), programs.batch_sharding),
+                                               g_reg_phase=g_reg, d_reg_phase=d_reg)
+            if pending is not None:  # the previous step's counters: no wait for this one
+                check_finite(pending, config.max_nonfinite_steps, step - 1)
+            pending = metrics
+            window.add(metrics)
+            done = step + 1
+            progress(done)
+            last = done == config.num_train_steps
+            if done % config.log_every_steps == 0 or last:
+                check_finite(pending, config.max_nonfinite_steps, step)
+                window.report(done, writer)
+            stopped = stop.requested()
+            if checkpoints.save(done, state, force=last or stopped is not None):
+                log.info("saving checkpoint %s", checkpoints.step_dir(done))
+            if stopped:
+                break
+            if config.sample_every_steps and (done % config.sample_every_steps == 0 or last):
+                path = samples(state, done, writer)
+                if path:
+                    log.info("samples: %s", path)
+            evaluation(state, done, writer)
         writer.flush()
     reached = int(state.step)
     if stopped and reached < config.num_train_steps:
