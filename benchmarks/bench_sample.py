@@ -10,15 +10,13 @@ compile time and the number of compiles after warm-up (which must be 0).
 """
 
 import argparse
-import json
 import time
 
 import jax
 import numpy as np
-from bench_train import CompileCounter, peak_memory_bytes
+from bench_train import CompileCounter, benchmark_config, cli_arguments, peak_memory_bytes, report
 from jax.sharding import NamedSharding, PartitionSpec
 
-from stylejax.configs import base_config
 from stylejax.train.programs import make_mesh
 from stylejax.train.state import build_networks
 
@@ -26,24 +24,13 @@ from stylejax.train.state import build_networks
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--channel-base", type=int, default=4096)
-    parser.add_argument("--channel-max", type=int, default=128)
-    parser.add_argument("--mapping", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
-    parser.add_argument("--modconv", choices=("shared", "fused"), default="shared")
+    cli_arguments(parser)
     parser.add_argument("--repeats", type=int, default=10, help="timed calls")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
     compiles = CompileCounter()
-    config = base_config()
-    config.resolution = args.resolution
-    config.model.update(channel_base=args.channel_base, channel_max=args.channel_max,
-                        mapping_layers=args.mapping, z_dim=512, w_dim=512, dtype=args.dtype,
-                        modconv=args.modconv)
-    G, _ = build_networks(config, 0, 3)
+    G, _ = build_networks(benchmark_config(args), 0, 3)
     mesh = make_mesh()
     split = NamedSharding(mesh, PartitionSpec("data"))
     replicated = NamedSharding(mesh, PartitionSpec())
@@ -76,12 +63,7 @@ def main() -> None:
         "compile_s": compile_s, "first_call_s": first_call_s,
         "peak_memory_bytes": peak_memory_bytes(), "recompiles_after_warmup": recompiles,
     }
-    print(json.dumps(results, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    if recompiles:
-        raise SystemExit(f"error: {recompiles} recompiles after warm-up")
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -166,18 +166,24 @@ def make_train_step(config: ml_collections.ConfigDict, G: Generator, D: Discrimi
                    d_reg_phase: bool = False):
         key = jax.random.fold_in(root_key, state.step)
         metrics = {}
-        state, ok = g_main(state, jax.random.fold_in(key, 0), metrics)
+        with jax.named_scope("g_main"):  # the scopes name the phases in profiles
+            state, ok = g_main(state, jax.random.fold_in(key, 0), metrics)
         if g_reg_phase:
-            state, ok_reg = g_reg(state, jax.random.fold_in(key, 1), metrics)
+            with jax.named_scope("g_reg"):
+                state, ok_reg = g_reg(state, jax.random.fold_in(key, 1), metrics)
             ok = ok & ok_reg
-        state, ok_d = d_main(state, batch, jax.random.fold_in(key, 2), metrics)
+        with jax.named_scope("d_main"):
+            state, ok_d = d_main(state, batch, jax.random.fold_in(key, 2), metrics)
         ok = ok & ok_d
         if d_reg_phase:
-            state, ok_reg = d_reg(state, batch, metrics)
+            with jax.named_scope("d_reg"):
+                state, ok_reg = d_reg(state, batch, metrics)
             ok = ok & ok_reg
 
-        beta = ema_beta(config, state.step)
-        ema = jax.tree_util.tree_map(lambda p, e: p + beta * (e - p), state.g_params, state.ema_params)
+        with jax.named_scope("ema"):
+            beta = ema_beta(config, state.step)
+            ema = jax.tree_util.tree_map(lambda p, e: p + beta * (e - p), state.g_params,
+                                         state.ema_params)
         streak = jnp.where(ok, 0, state.nonfinite_streak + 1)
         state = state.replace(step=state.step + 1, ema_params=ema, nonfinite_streak=streak,
                               nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32))
