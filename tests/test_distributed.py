@@ -33,9 +33,12 @@ def assert_same_parameters(a_path, b_path):
         if name == "devices":
             continue
         x, y = a[name].astype(np.float64), b[name].astype(np.float64)
-        # Relative to the tensor's scale: summation order differs between layouts.
+        # Relative to the tensor's scale: summation order differs between layouts. Adam's first
+        # step, lr * g / (|g| + eps), magnifies that rounding where |g| is near eps: the worst
+        # tensor measured 1.8e-5 with eps 1e-8 and under 1e-6 with eps 1e-3 (2 x 4 devices vs 1).
+        # A wrong split of the batch or a missing reduction differs by orders more.
         rel = np.max(np.abs(x - y)) / max(np.max(np.abs(y)), 1e-12) if x.size else 0.0
-        assert rel < 1e-5, (name, rel)
+        assert rel < 1e-4, (name, rel)
         compared += 1
     assert compared > 50
 
