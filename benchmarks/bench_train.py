@@ -3,12 +3,14 @@
     python benchmarks/bench_train.py                      # the benchmark config (issue 8)
     python benchmarks/bench_train.py --resolution 256 --channel-base 16384 --channel-max 512 \
         --mapping 8 --batch 8 --dtype bfloat16 --json out.json
+    python benchmarks/bench_train.py --resolution 256 --channel-base 16384 --channel-max 512 \
+        --mapping 8 --batch 8 --compile-only      # compile time at 256 on a CPU
 
 One iteration = G main + D main, plus G reg every 4th and D reg every 16th
-iteration: a window of 16 iterations holds each program in its real
-proportion, so images/s over windows is the amortised training speed. Numbers
-are medians over windows after a warm-up; the matmul peak is measured in the
-same run, so the ratio holds on a noisy shared machine.
+iteration, each phase its own compiled program: a window of 16 iterations holds
+each phase in its real proportion, so images/s over windows is the amortised
+training speed. Numbers are medians over windows after a warm-up; the matmul
+peak is measured in the same run, so the ratio holds on a noisy shared machine.
 """
 
 import argparse
@@ -25,8 +27,7 @@ from stylejax.train.programs import train_programs
 from stylejax.train.state import build_networks
 from stylejax.train.step import regularization_phases
 
-PHASES = {(False, False): "G main + D main", (True, False): "+ G reg", (True, True): "+ G reg + D reg",
-          (False, True): "+ D reg"}
+PHASES = ("g_main", "g_reg", "d_main", "d_reg", "finish")  # the fields of TrainPhases, in order
 
 
 def benchmark_config(args):
@@ -77,6 +78,22 @@ def peak_memory_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # host RSS on CPU
 
 
+def phase_runner(programs, batch):
+    """name, state -> (state, outputs) for each phase program, and its arguments after the state."""
+    ok = jax.device_put(jnp.asarray(True), programs.replicated)
+    arguments = dict(g_main=(), g_reg=(ok,), d_main=(batch, ok), d_reg=(batch, ok), finish=(ok,))
+
+    def run(name, state):
+        out = getattr(programs.phases, name)(state, *arguments[name])
+        return out[0], out[1:]
+    return run, arguments
+
+
+def phases_due(config, step: int) -> list[str]:
+    g_reg, d_reg = regularization_phases(config, step)
+    return ["g_main"] + ["g_reg"] * g_reg + ["d_main"] + ["d_reg"] * d_reg + ["finish"]
+
+
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
     """The network and batch flags, shared with profile_train.py so both measure one config."""
     parser.add_argument("--resolution", type=int, default=32)
@@ -95,74 +112,86 @@ def main():
     parser.add_argument("--windows", type=int, default=5, help="timed windows of 16 iterations")
     parser.add_argument("--matmul", type=int, default=0, help="matmul size for the peak (0: by backend)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="compile every phase and report compile times and FLOPs, no timing "
+                             "(large resolutions on a CPU, where one step takes minutes)")
     args = parser.parse_args()
 
     compiles = CompileCounter()
     config = benchmark_config(args)
     G, D = build_networks(config, 0, 3)
     programs = train_programs(config, G, D)
-    batch_sharding, step = programs.batch_sharding, programs.step
+    batch_sharding = programs.batch_sharding
     state = programs.init(jax.random.key(0))
     images = jax.device_put(jax.random.uniform(jax.random.key(1), (args.batch, args.resolution,
                                                                    args.resolution, 3), minval=-1),
                             batch_sharding)
     batch = {"image": images, "label": jax.device_put(jnp.zeros((args.batch, 0)), batch_sharding)}
 
-    schedule = [regularization_phases(config, s) for s in range(16)]
+    run, arguments = phase_runner(programs, batch)
+    schedule = [phase for s in range(16) for phase in phases_due(config, s)]
     compile_s, compile_cpu_s, flops, phase_s = {}, {}, {}, {}
-    for phases in dict.fromkeys(schedule):  # first use compiles: time it, then time the program
-        kwargs = dict(g_reg_phase=phases[0], d_reg_phase=phases[1])
-        lowered = step.lower(state, batch, **kwargs)
+    for name in dict.fromkeys(schedule):  # compile each phase (timed), then time its program
+        program = getattr(programs.phases, name)
+        lowered = program.lower(state, *arguments[name])
         durations_before = len(compiles.durations)
         cpu_before = time.process_time()
-        compiled = lowered.compile()  # fills the jit cache: the first call below runs without compiling
-        compile_cpu_s[phases] = time.process_time() - cpu_before
-        compile_s[phases] = sum(compiles.durations[durations_before:])
+        compiled = lowered.compile()  # fills the jit cache: the calls below run without compiling
+        compile_cpu_s[name] = time.process_time() - cpu_before
+        compile_s[name] = sum(compiles.durations[durations_before:])
         cost = lowered.cost_analysis() or compiled.cost_analysis()  # GPU (jax 0.11): compiled only
-        flops[phases] = float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
-        state, metrics = step(state, batch, **kwargs)
-        jax.block_until_ready(metrics)
+        flops[name] = float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
+        if args.compile_only:
+            continue
+        state, outputs = run(name, state)
+        jax.block_until_ready(outputs)
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            state, metrics = step(state, batch, **kwargs)
-            jax.block_until_ready(metrics)
+            state, outputs = run(name, state)
+            jax.block_until_ready(outputs)
             times.append(time.perf_counter() - start)
-        phase_s[phases] = float(np.median(times))
+        phase_s[name] = float(np.median(times))
 
-    compiles_before = compiles.count
-    window_s = []
-    for _ in range(args.windows):
-        start = time.perf_counter()
-        for phases in schedule:
-            state, metrics = step(state, batch, g_reg_phase=phases[0], d_reg_phase=phases[1])
-        jax.block_until_ready(metrics)
-        window_s.append(time.perf_counter() - start)
-    recompiles = compiles.count - compiles_before
-
-    window = float(np.median(window_s))
-    img_per_s = 16 * args.batch / window
-    flops_per_image = sum(flops[p] for p in schedule) / (16 * args.batch)
-    achieved = flops_per_image * img_per_s
+    flops_per_image = sum(flops[name] for name in schedule) / (16 * args.batch)
     backend = jax.default_backend()
-    n = args.matmul or (2048 if backend == "cpu" else 8192)
-    peak = matmul_peak_flops(n) * jax.device_count()
     results = {
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({backend})",
         "config": vars(args),
-        "img_per_s": img_per_s, "sec_per_kimg": 1000 / img_per_s,
-        "window_s_median": window, "window_s_all": window_s,
-        "phase_s": {PHASES[p]: v for p, v in phase_s.items()},
-        "compile_s": {PHASES[p]: v for p, v in compile_s.items()},
+        "compile_s": compile_s,
         "compile_s_total": sum(compile_s.values()),
         # CPU seconds of the compiles: on a shared machine, steadier than their wall time
-        "compile_cpu_s": {PHASES[p]: v for p, v in compile_cpu_s.items()},
+        "compile_cpu_s": compile_cpu_s,
         "compile_cpu_s_total": sum(compile_cpu_s.values()),
-        "flops_per_image": flops_per_image, "achieved_flops_per_s": achieved,
-        "matmul_peak_flops_per_s": peak, "ratio_to_peak": achieved / peak,
-        "peak_memory_bytes": peak_memory_bytes(), "recompiles_after_warmup": recompiles,
+        "flops_per_image": flops_per_image,
+        "flops_per_phase": flops,
     }
+    if not args.compile_only:
+        results.update(time_windows(config, programs.step, state, batch, args.windows, compiles))
+        results["phase_s"] = phase_s
+        achieved = flops_per_image * results["img_per_s"]
+        peak = matmul_peak_flops(args.matmul or (2048 if backend == "cpu" else 8192)) * jax.device_count()
+        results.update(achieved_flops_per_s=achieved, matmul_peak_flops_per_s=peak,
+                       ratio_to_peak=achieved / peak)
+    results["peak_memory_bytes"] = peak_memory_bytes()
     report(results, args.json)
+
+
+def time_windows(config, step, state, batch, windows: int, compiles: CompileCounter) -> dict:
+    """Amortised speed over windows of 16 iterations, and the compiles they caused (none, after
+    each phase compiled once)."""
+    compiles_before = compiles.count
+    window_s = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for step_index in range(16):
+            state, metrics = step(state, batch, *regularization_phases(config, step_index))
+        jax.block_until_ready(metrics)
+        window_s.append(time.perf_counter() - start)
+    window = float(np.median(window_s))
+    img_per_s = 16 * config.batch_size / window
+    return {"img_per_s": img_per_s, "sec_per_kimg": 1000 / img_per_s, "window_s_median": window,
+            "window_s_all": window_s, "recompiles_after_warmup": compiles.count - compiles_before}
 
 
 def report(results: dict, json_path: str | None) -> None:
@@ -171,7 +200,7 @@ def report(results: dict, json_path: str | None) -> None:
     if json_path:
         with open(json_path, "w") as f:
             json.dump(results, f, indent=2)
-    if results["recompiles_after_warmup"]:
+    if results.get("recompiles_after_warmup"):
         raise SystemExit(f"error: {results['recompiles_after_warmup']} recompiles after warm-up")
 
 

@@ -3,10 +3,11 @@
     python benchmarks/profile_train.py                    # the benchmark config of bench_train.py
     python benchmarks/profile_train.py --modconv fused --top 25
 
-Traces each compiled program (plain, + G reg, + D reg, + both) with
-jax.profiler and attributes every executed XLA op to the train-step phase
+Traces each phase's compiled program (g_main, g_reg, d_main, d_reg, finish)
+with jax.profiler and attributes every executed XLA op to the train-step phase
 that emitted it (the named scopes g_main / g_reg / d_main / d_reg / ema in
-stylejax/train/step.py), to its kind (convolution, matmul, fused elementwise,
+stylejax/train/step.py; ops XLA made without a name, such as most weight-gradient
+convolutions, land in 'other'), to its kind (convolution, matmul, fused elementwise,
 ...) and to its direction (forward, backward, double backward: the number of
 transposes in its op_name).  Times are wall time of the op on the XLA
 threads; ops on the two cores can overlap, so they sum to about the step time.
@@ -21,7 +22,7 @@ import time
 
 import jax
 import numpy as np
-from bench_train import PHASES, benchmark_config, cli_arguments
+from bench_train import PHASES, benchmark_config, cli_arguments, phase_runner
 from jax.profiler import ProfileData
 
 from stylejax.train.programs import train_programs
@@ -100,19 +101,18 @@ def xla_events(trace_dir: str) -> list[tuple[str, float]]:
     return events
 
 
-def profile_program(step, state, batch, phases, runs: int):
-    kwargs = dict(g_reg_phase=phases[0], d_reg_phase=phases[1])
-    compiled = step.lower(state, batch, **kwargs).compile()
-    text = compiled.as_text()
+def profile_phase(programs, run, arguments, name: str, state, runs: int):
+    """Compiles one phase program, runs it once, then traces `runs` more calls."""
+    text = getattr(programs.phases, name).lower(state, *arguments[name]).compile().as_text()
     ops = hlo_ops(text)
-    state, metrics = step(state, batch, **kwargs)
-    jax.block_until_ready(metrics)
+    state, outputs = run(name, state)
+    jax.block_until_ready(outputs)
     with tempfile.TemporaryDirectory(prefix="sj_perf_trace_") as trace_dir:
         jax.profiler.start_trace(trace_dir)
         start = time.perf_counter()
         for _ in range(runs):
-            state, metrics = step(state, batch, **kwargs)
-            jax.block_until_ready(metrics)
+            state, outputs = run(name, state)
+            jax.block_until_ready(outputs)
         wall = (time.perf_counter() - start) / runs
         jax.profiler.stop_trace()
         events = xla_events(trace_dir)
@@ -131,7 +131,7 @@ def report(title: str, wall: float, hlo: tuple, events: list, runs: int, top: in
         by["phase/kind/dir"][f"{phase:7s} {kind:28s} {direction}"] += s
         by["op"][name] += s
     total = sum(by["phase"].values())
-    print(f"\n=== {title}: {wall * 1e3:.0f} ms per step (wall), {total * 1e3:.0f} ms summed over ops")
+    print(f"\n=== {title}: {wall * 1e3:.0f} ms per call (wall), {total * 1e3:.0f} ms summed over ops")
     for key in ("phase", "direction", "kind"):
         print(f"  by {key}: " + ", ".join(f"{k} {v * 1e3:.0f} ms ({v / total:.0%})"
                                           for k, v in by[key].most_common()))
@@ -150,7 +150,7 @@ def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli_arguments(parser)
-    parser.add_argument("--runs", type=int, default=3, help="traced steps per program")
+    parser.add_argument("--runs", type=int, default=3, help="traced calls per phase program")
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
 
@@ -162,9 +162,10 @@ def main():
                                 minval=-1)
     batch = jax.device_put({"image": images, "label": np.zeros((args.batch, 0), np.float32)},
                            programs.batch_sharding)
-    for phases in ((False, False), (True, False), (False, True), (True, True)):
-        state, wall, ops, events = profile_program(programs.step, state, batch, phases, args.runs)
-        report(PHASES[phases], wall, ops, events, args.runs, args.top)
+    run, arguments = phase_runner(programs, batch)
+    for name in PHASES:
+        state, wall, ops, events = profile_phase(programs, run, arguments, name, state, args.runs)
+        report(name, wall, ops, events, args.runs, args.top)
 
 
 if __name__ == "__main__":

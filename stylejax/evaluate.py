@@ -27,12 +27,7 @@ from stylejax.data.digits import digits_name
 from stylejax.data.prepare import cli_logging
 from stylejax.metrics.evaluator import Evaluator
 from stylejax.metrics.folder import image_batches
-
-
-def _step(text: str) -> int | str:
-    from stylejax.checkpoints import parse_step  # orbax and the networks: only for --workdir
-
-    return parse_step(text)
+from stylejax.steps import parse_step
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics", help="comma-separated: fid, kid (Inception), fid_digits, "
                                           "kid_digits (digits datasets)")
     steps = parser.add_mutually_exclusive_group()
-    steps.add_argument("--step", type=_step, metavar="N|best",
+    steps.add_argument("--step", type=parse_step, metavar="N|best",
                        help="the checkpoint step, or best: the best by the run's first metric "
                             "(default: the latest)")
     steps.add_argument("--all-steps", action="store_true", help="every checkpoint of the run")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stylejax.checkpoints import checkpoint_dir, load_generator, parse_step
+from stylejax.checkpoints import checkpoint_dir, load_generator
 from stylejax.figures import (
     Renderer,
     interpolation_frames,
@@ -31,6 +31,7 @@ from stylejax.figures import (
 )
 from stylejax.models.synthesis import NOISE_MODES
 from stylejax.sampling import make_grid, parse_ranges, save_gif, save_png
+from stylejax.steps import parse_step
 
 SEED_LIMIT = 2 ** 32  # numpy's RandomState takes seeds below this
 

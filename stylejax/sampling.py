@@ -1,10 +1,11 @@
 """Turning generator outputs into pictures: seeded latents, uint8 conversion, grids, PNGs, GIFs."""
 
-import os
 import re
 
 import numpy as np
 from PIL import Image
+
+from stylejax.files import write_atomically
 
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?")
 
@@ -56,17 +57,14 @@ def make_grid(images: np.ndarray, cols: int, gap: int = 0) -> np.ndarray:
 
 
 def save_png(image: np.ndarray, path: str) -> None:
-    """Writes an [H, W, C] uint8 image (C = 1 or 3); written to a temporary name, then renamed."""
+    """Writes an [H, W, C] uint8 image (C = 1 or 3), atomically."""
     image = image[..., 0] if image.shape[-1] == 1 else image
-    tmp = f"{path}.tmp"
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
 
 
 def save_gif(frames: list[np.ndarray], path: str, fps: float) -> None:
     """An animated GIF of [H, W, C] uint8 frames that loops forever; atomically, like save_png."""
     images = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
-    tmp = f"{path}.tmp"
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                   duration=round(1000 / fps))
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: images[0].save(f, format="GIF", save_all=True,
+                                                    append_images=images[1:], loop=0,
+                                                    duration=round(1000 / fps)))

@@ -2,8 +2,8 @@
 from them for sampling."""
 
 from stylejax.checkpoints.best import BestCheckpoint, chosen_metric
-from stylejax.checkpoints.generator import TrainedGenerator, load_generator, parse_step, read_config
+from stylejax.checkpoints.generator import TrainedGenerator, load_generator, read_config
 from stylejax.checkpoints.manager import Checkpoints, checkpoint_dir
 
 __all__ = ["BestCheckpoint", "Checkpoints", "TrainedGenerator", "checkpoint_dir",
-           "chosen_metric", "load_generator", "parse_step", "read_config"]
+           "chosen_metric", "load_generator", "read_config"]

@@ -22,8 +22,6 @@ import ml_collections
 from stylejax.checkpoints.manager import Checkpoints
 from stylejax.errors import CheckpointError
 
-BEST = "best"  # the --step of the best checkpoint
-
 log = logging.getLogger(__name__)
 
 

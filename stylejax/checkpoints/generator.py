@@ -7,7 +7,6 @@ device, and the checkpoint directory is opened read-only. `step='best'` reads th
 checkpoint (WORKDIR/checkpoints_best, by the run's first metric) instead of a regular one.
 """
 
-import argparse
 import dataclasses
 import json
 import os
@@ -16,10 +15,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from stylejax.checkpoints.best import BEST, best_metric
+from stylejax.checkpoints.best import best_metric
 from stylejax.checkpoints.manager import Checkpoints
 from stylejax.errors import CheckpointError
 from stylejax.models import Generator
+from stylejax.steps import BEST
 from stylejax.train.state import build_networks
 
 
@@ -45,16 +45,6 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     except (OSError, ValueError) as e:
         raise CheckpointError(f"cannot read {path} ({e}); restore it from the run's "
                               "--config and overrides") from None
-
-
-def parse_step(text: str) -> int | str:
-    """A --step argument: a step number, or 'best' for the best checkpoint."""
-    if text == BEST:
-        return BEST
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a step number nor {BEST!r}") from None
 
 
 def load_generator(workdir: str, step: int | str | None = None,

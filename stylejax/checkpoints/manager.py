@@ -269,6 +269,12 @@ class Checkpoints:
         if differences:
             more = len(differences) - _EXAMPLES
             listed = "; ".join(differences[:_EXAMPLES]) + (f"; and {more} more" if more > 0 else "")
+            if all("opt_state" in line for line in differences):
+                raise CheckpointError(
+                    f"checkpoint {self.step_dir(step)} holds the networks the config builds but "
+                    f"another optimizer-state layout ({listed}), as stylejax wrote before Adam's "
+                    "state became one vector per network; sample or evaluate from it as it is "
+                    "(they read G_ema only), or train in a new --workdir")
             raise CheckpointError(
                 f"checkpoint {self.step_dir(step)} holds a different network than the config "
                 f"builds ({listed}); restore it with the config it was trained with, or train "

@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 from stylejax.data.pipeline import InputPipeline
+from stylejax.files import write_atomically
 
 VERSION = 1  # part of the cache key: bump it when the network or its training changes
 FEATURE_DIM = 64
@@ -135,9 +136,6 @@ def load_or_train(name: str, data_dir: str | None, cache_dir: str, dataset_finge
     data = flax.serialization.to_bytes(variables)
     if jax.process_index() == 0:
         os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        write_atomically(path, lambda f: f.write(data))
         log.info("digits feature classifier cached in %s", path)
     return variables, hashlib.sha256(data).hexdigest()

@@ -8,9 +8,9 @@ k(x, y) = (x.y / d + 1)^3, averaged over random subsets (Binkowski et al. 2018),
 official defaults of 100 subsets of at most 1000 vectors.
 """
 
-import os
-
 import numpy as np
+
+from stylejax.files import write_atomically
 
 
 class FeatureStats:
@@ -74,9 +74,7 @@ class FeatureStats:
                   "shift": np.zeros(self.dim) if self._shift is None else self._shift}
         if self._kept is not None:
             arrays["features"] = self.features
-        tmp = f"{path}.tmp{os.getpid()}.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        write_atomically(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path: str) -> "FeatureStats":

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState
 
+from stylejax.files import write_atomically
 from stylejax.sweeps.definition import Sweep
 from stylejax.sweeps.study import ERROR, SECONDS, attempts_by_slot, interrupted, trial_workdir
 
@@ -65,19 +66,14 @@ def write_results(study: optuna.Study, sweep: Sweep, root: str) -> dict | None:
     """Writes results.md, results.csv and results.png; returns the best trial's row."""
     rows = _trial_rows(study, sweep, root)
     best = _best_row(rows, sweep)
-    _replace(os.path.join(root, "results.csv"), _csv(rows, sweep, best).encode())
-    _replace(os.path.join(root, "results.md"), _markdown(rows, sweep, best).encode())
-    png = io.BytesIO()
-    _plot(rows, sweep, best).savefig(png, format="png", dpi=100)
-    _replace(os.path.join(root, "results.png"), png.getvalue())
+    csv_text = _csv(rows, sweep, best)
+    write_atomically(os.path.join(root, "results.csv"), lambda f: f.write(csv_text.encode()))
+    markdown = _markdown(rows, sweep, best)
+    write_atomically(os.path.join(root, "results.md"), lambda f: f.write(markdown.encode()))
+    figure = _plot(rows, sweep, best)
+    write_atomically(os.path.join(root, "results.png"),
+                     lambda f: figure.savefig(f, format="png", dpi=100))
     return best
-
-
-def _replace(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _csv(rows: list[dict], sweep: Sweep, best: dict | None) -> str:

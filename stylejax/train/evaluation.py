@@ -15,6 +15,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from stylejax.checkpoints import BestCheckpoint, chosen_metric
+from stylejax.files import write_atomically
 from stylejax.metrics.evaluator import Evaluator
 from stylejax.models import Generator
 from stylejax.train.state import TrainState
@@ -42,9 +43,7 @@ def forget_after(path: str, step: int) -> set[int]:
     kept = "".join(lines[s] + "\n" for s in sorted(lines))
     if kept != text:
         log.info("%s: keeping the evaluations of steps up to %d, where training resumes", path, step)
-        with open(f"{path}.tmp", "w") as f:
-            f.write(kept)
-        os.replace(f"{path}.tmp", path)
+        write_atomically(path, lambda f: f.write(kept.encode()))
     return set(lines)
 
 

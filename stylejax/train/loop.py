@@ -16,6 +16,7 @@ from clu import metric_writers, parameter_overview, periodic_actions
 from stylejax.checkpoints import Checkpoints
 from stylejax.data.pipeline import InputPipeline, to_global
 from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
+from stylejax.files import write_atomically
 from stylejax.sampling import make_grid, save_png, to_uint8, z_from_seeds
 from stylejax.train.evaluation import PeriodicEvaluation
 from stylejax.train.programs import train_programs
@@ -116,9 +117,8 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     rebuilds the networks from. Written once the workdir's checkpoints are known to fit it."""
     if jax.process_index() == 0:
         path = os.path.join(workdir, "config.json")
-        with open(f"{path}.tmp", "w") as f:
-            json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
-        os.replace(f"{path}.tmp", path)
+        text = json.dumps(json.loads(config.to_json_best_effort()), indent=2, sort_keys=True)
+        write_atomically(path, lambda f: f.write(text.encode()))
 
 
 def resume_or_init(checkpoints: Checkpoints, init, key: jax.Array) -> TrainState:

@@ -2,6 +2,7 @@
 the benchmarks and the tests, so that they measure and test what training runs."""
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -11,7 +12,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from stylejax.models import Discriminator, Generator
 from stylejax.train.state import create_train_state
-from stylejax.train.step import make_train_step
+from stylejax.train.step import TrainPhases, make_phases, run_phases
 
 
 def make_mesh() -> Mesh:
@@ -25,7 +26,8 @@ class TrainPrograms:
     replicated: NamedSharding  # the train state
     batch_sharding: NamedSharding  # batches and latents: split on 'data'
     init: Callable  # key -> TrainState
-    step: Callable  # (state, batch, g_reg_phase=, d_reg_phase=) -> (state, metrics); donates state
+    phases: TrainPhases  # one program per phase, each donating the state
+    step: Callable  # (state, batch, g_reg_phase=, d_reg_phase=) -> (state, metrics): the phases due
 
 
 def train_programs(config: ml_collections.ConfigDict, G: Generator, D: Discriminator) -> TrainPrograms:
@@ -33,7 +35,7 @@ def train_programs(config: ml_collections.ConfigDict, G: Generator, D: Discrimin
     replicated = NamedSharding(mesh, PartitionSpec())
     batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     init = jax.jit(lambda key: create_train_state(config, G, D, key), out_shardings=replicated)
-    step = jax.jit(make_train_step(config, G, D, batch_sharding),
-                   static_argnames=("g_reg_phase", "d_reg_phase"), donate_argnums=0,
-                   out_shardings=(replicated, replicated))
-    return TrainPrograms(mesh, replicated, batch_sharding, init, step)
+    phases = TrainPhases(*(jax.jit(phase, donate_argnums=0, out_shardings=replicated)
+                           for phase in make_phases(config, G, D, batch_sharding)))
+    return TrainPrograms(mesh, replicated, batch_sharding, init, phases,
+                         functools.partial(run_phases, phases))

@@ -2,13 +2,16 @@
 
 The phases run in the official order, each with its own optimizer update, and
 each draws its latents from `fold_in(root_key, step)`, so an iteration depends
-only on (state, batch, seed).  The regularisation phases are static flags:
-the loop compiles at most four programs, once each.
+only on (state, batch, seed).  Training compiles each phase as its own program
+(train/programs.py), once; the regularisation phases run when they are due.
 """
 
+import functools
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import ml_collections
 import optax
@@ -24,9 +27,11 @@ def select(ok: jnp.ndarray, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def all_finite(*trees) -> jnp.ndarray:
-    leaves = [jnp.all(jnp.isfinite(x)) for tree in trees for x in jax.tree_util.tree_leaves(tree)]
-    return jnp.all(jnp.stack(leaves))
+def all_finite(loss: jnp.ndarray, grads) -> jnp.ndarray:
+    """One check over the gradients raveled into one vector, as the flattened optimizer ravels
+    them: XLA shares the copy, and the program gets one kernel instead of one per parameter."""
+    flat, _ = jax.flatten_util.ravel_pytree(grads)
+    return jnp.isfinite(loss) & jnp.all(jnp.isfinite(flat))
 
 
 def ema_beta(config: ml_collections.ConfigDict, step: jnp.ndarray) -> jnp.ndarray:
@@ -38,9 +43,22 @@ def ema_beta(config: ml_collections.ConfigDict, step: jnp.ndarray) -> jnp.ndarra
     return 0.5 ** (batch / jnp.maximum(ema_nimg, 1e-8))
 
 
-def make_train_step(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
-                    batch_sharding: NamedSharding | None = None) -> Callable:
-    """Returns train_step(state, batch, g_reg, d_reg) -> (state, metrics); jit it with static flags.
+class TrainPhases(NamedTuple):
+    """The phases of an iteration as pure functions; each returns the state, its metrics and
+    whether everything so far was finite.  Compiled one program per phase, the whole step
+    compiles each phase once, where one program per combination of regularisers would compile
+    G main and D main three times over."""
+
+    g_main: Callable  # (state) -> (state, metrics, ok)
+    g_reg: Callable  # (state, ok) -> (state, metrics, ok)
+    d_main: Callable  # (state, batch, ok) -> (state, metrics, ok)
+    d_reg: Callable  # (state, batch, ok) -> (state, metrics, ok)
+    finish: Callable  # (state, ok) -> (state, metrics): EMA, step counter, non-finite counters
+
+
+def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
+                batch_sharding: NamedSharding | None = None) -> TrainPhases:
+    """The phases of train_step for this config and these networks.
 
     `batch` is {'image': [B,H,W,C] in [-1, 1], 'label': [B, c_dim]}.  With a
     batch sharding, the latents are drawn sharded the same way, so every
@@ -162,24 +180,35 @@ def make_train_step(config: ml_collections.ConfigDict, G: Generator, D: Discrimi
         metrics.update(r1_penalty=jnp.mean(penalty))
         return state.replace(d_params=params, d_opt_state=opt_state), ok
 
-    def train_step(state: TrainState, batch: dict, g_reg_phase: bool = False,
-                   d_reg_phase: bool = False):
-        key = jax.random.fold_in(root_key, state.step)
-        metrics = {}
-        with jax.named_scope("g_main"):  # the scopes name the phases in profiles
-            state, ok = g_main(state, jax.random.fold_in(key, 0), metrics)
-        if g_reg_phase:
-            with jax.named_scope("g_reg"):
-                state, ok_reg = g_reg(state, jax.random.fold_in(key, 1), metrics)
-            ok = ok & ok_reg
-        with jax.named_scope("d_main"):
-            state, ok_d = d_main(state, batch, jax.random.fold_in(key, 2), metrics)
-        ok = ok & ok_d
-        if d_reg_phase:
-            with jax.named_scope("d_reg"):
-                state, ok_reg = d_reg(state, batch, metrics)
-            ok = ok & ok_reg
+    def step_key(state, phase):
+        return jax.random.fold_in(jax.random.fold_in(root_key, state.step), phase)
 
+    def g_main_phase(state):
+        with jax.named_scope("g_main"):  # the scopes name the phases in profiles
+            metrics = {}
+            state, ok = g_main(state, step_key(state, 0), metrics)
+        return state, metrics, ok
+
+    def g_reg_phase(state, ok):
+        with jax.named_scope("g_reg"):
+            metrics = {}
+            state, ok_reg = g_reg(state, step_key(state, 1), metrics)
+        return state, metrics, ok & ok_reg
+
+    def d_main_phase(state, batch, ok):
+        with jax.named_scope("d_main"):
+            metrics = {}
+            state, ok_d = d_main(state, batch, step_key(state, 2), metrics)
+        return state, metrics, ok & ok_d
+
+    def d_reg_phase(state, batch, ok):
+        with jax.named_scope("d_reg"):
+            metrics = {}
+            state, ok_reg = d_reg(state, batch, metrics)
+        return state, metrics, ok & ok_reg
+
+    def finish(state, ok):
+        """G_ema, the step counter and the non-finite counters, once every phase has run."""
         with jax.named_scope("ema"):
             beta = ema_beta(config, state.step)
             ema = jax.tree_util.tree_map(lambda p, e: p + beta * (e - p), state.g_params,
@@ -187,10 +216,32 @@ def make_train_step(config: ml_collections.ConfigDict, G: Generator, D: Discrimi
         streak = jnp.where(ok, 0, state.nonfinite_streak + 1)
         state = state.replace(step=state.step + 1, ema_params=ema, nonfinite_streak=streak,
                               nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32))
-        metrics.update(nonfinite_streak=streak, nonfinite_total=state.nonfinite_total)
-        return state, metrics
+        return state, dict(nonfinite_streak=streak, nonfinite_total=state.nonfinite_total)
 
-    return train_step
+    return TrainPhases(g_main_phase, g_reg_phase, d_main_phase, d_reg_phase, finish)
+
+
+def run_phases(phases: TrainPhases, state: TrainState, batch: dict, g_reg_phase: bool = False,
+               d_reg_phase: bool = False) -> tuple[TrainState, dict]:
+    """One iteration: the phases due, in the official order, threading the all-finite flag."""
+    state, metrics, ok = phases.g_main(state)
+    if g_reg_phase:
+        state, more, ok = phases.g_reg(state, ok)
+        metrics.update(more)
+    state, more, ok = phases.d_main(state, batch, ok)
+    metrics.update(more)
+    if d_reg_phase:
+        state, more, ok = phases.d_reg(state, batch, ok)
+        metrics.update(more)
+    state, more = phases.finish(state, ok)
+    return state, {**metrics, **more}
+
+
+def make_train_step(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
+                    batch_sharding: NamedSharding | None = None) -> Callable:
+    """train_step(state, batch, g_reg_phase, d_reg_phase) -> (state, metrics) as one function:
+    jit it with static flags to get the whole iteration as one program."""
+    return functools.partial(run_phases, make_phases(config, G, D, batch_sharding))
 
 
 def regularization_phases(config: ml_collections.ConfigDict, step: int) -> tuple[bool, bool]:
