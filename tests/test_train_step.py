@@ -1,5 +1,7 @@
 """The compiled train step: phases, non-finite handling, EMA, w_avg, and no retracing."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,18 +10,23 @@ import pytest
 from stylejax.errors import TrainingDivergedError
 from stylejax.train.loop import check_finite
 from stylejax.train.state import build_networks, create_train_state
-from stylejax.train.step import make_train_step, regularization_phases
+from stylejax.train.step import TrainPhases, make_phases, regularization_phases, run_phases
 from tests.train_helpers import random_batch, tiny_config
+
+
+def compiled_phases(config, G, D) -> TrainPhases:
+    """One program per phase, as training compiles them (without donation: states are reused)."""
+    return TrainPhases(*(jax.jit(phase) for phase in make_phases(config, G, D)))
 
 
 @pytest.fixture(scope="module")
 def setup():
     config = tiny_config()
     G, D = build_networks(config, 0, 3)
-    step = jax.jit(make_train_step(config, G, D), static_argnames=("g_reg_phase", "d_reg_phase"))
+    phases = compiled_phases(config, G, D)
     state = create_train_state(config, G, D, jax.random.key(0))
     batch = {k: jnp.asarray(v) for k, v in random_batch(config).items()}
-    return config, step, state, batch
+    return config, phases, state, batch
 
 
 def leaves_equal(a, b) -> bool:
@@ -38,7 +45,8 @@ def test_regularization_schedule():
 
 
 def test_step_updates_everything_and_compiles_once_per_phase(setup):
-    config, step, state, batch = setup
+    config, phases, state, batch = setup
+    step = functools.partial(run_phases, phases)
     first = state
     for s in range(18):
         g_reg, d_reg = regularization_phases(config, s)
@@ -47,8 +55,8 @@ def test_step_updates_everything_and_compiles_once_per_phase(setup):
             assert {"pl_penalty", "r1_penalty", "g_loss", "d_loss"} <= set(metrics)
             # With the EMA ramp-up off, G_ema moves a fraction beta of the way from G.
             assert not leaves_equal(state.ema_params, first.ema_params)
-    # (G reg, D reg) = (T, T) at 0 and 16, (F, F), (T, F): three programs, each traced once.
-    assert step._cache_size() == 3  # noqa: SLF001
+    # G reg and D reg ran at 0 and 16, G reg also at 4, 8, 12: every phase traced once.
+    assert [p._cache_size() for p in phases] == [1] * len(phases)  # noqa: SLF001
     assert int(state.step) == 18 and int(state.nonfinite_total) == 0
     assert not leaves_equal(state.g_params, first.g_params)
     assert not leaves_equal(state.d_params, first.d_params)
@@ -57,7 +65,8 @@ def test_step_updates_everything_and_compiles_once_per_phase(setup):
 
 
 def test_non_finite_phase_is_skipped_and_counted(setup):
-    config, step, state, batch = setup
+    config, phases, state, batch = setup
+    step = functools.partial(run_phases, phases)
     poisoned = {**batch, "image": batch["image"].at[0, 0, 0, 0].set(jnp.nan)}
     new, metrics = step(state, poisoned, g_reg_phase=False, d_reg_phase=False)
     # D saw a NaN real: its update is dropped, not zeroed; G's phase did not touch reals.
@@ -79,13 +88,14 @@ def test_divergence_stops_with_a_clear_message():
 
 
 def test_same_seed_same_result_and_seed_matters(setup):
-    config, step, state, batch = setup
+    config, phases, state, batch = setup
+    step = functools.partial(run_phases, phases)
     a, _ = step(state, batch, g_reg_phase=True, d_reg_phase=True)
     b, _ = step(state, batch, g_reg_phase=True, d_reg_phase=True)
     assert leaves_equal(a.g_params, b.g_params) and leaves_equal(a.d_params, b.d_params)
     other = tiny_config()
     other.seed = 1
     G, D = build_networks(other, 0, 3)
-    step_other = jax.jit(make_train_step(other, G, D), static_argnames=("g_reg_phase", "d_reg_phase"))
+    step_other = functools.partial(run_phases, compiled_phases(other, G, D))
     c, _ = step_other(state, batch, g_reg_phase=True, d_reg_phase=True)
     assert not leaves_equal(a.g_params, c.g_params)

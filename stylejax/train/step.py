@@ -6,7 +6,6 @@ only on (state, batch, seed).  Training compiles each phase as its own program
 (train/programs.py), once; the regularisation phases run when they are due.
 """
 
-import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -235,13 +234,6 @@ def run_phases(phases: TrainPhases, state: TrainState, batch: dict, g_reg_phase:
         metrics.update(more)
     state, more = phases.finish(state, ok)
     return state, {**metrics, **more}
-
-
-def make_train_step(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
-                    batch_sharding: NamedSharding | None = None) -> Callable:
-    """train_step(state, batch, g_reg_phase, d_reg_phase) -> (state, metrics) as one function:
-    jit it with static flags to get the whole iteration as one program."""
-    return functools.partial(run_phases, make_phases(config, G, D, batch_sharding))
 
 
 def regularization_phases(config: ml_collections.ConfigDict, step: int) -> tuple[bool, bool]:
