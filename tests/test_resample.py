@@ -1,5 +1,6 @@
 """FIR resampling and resampled convolutions against loop-based numpy references."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -67,6 +68,33 @@ def test_conv_down2_matches_filter_then_strided_reference(k):
         want = ref.correlate(ref.upfirdn2d(x[0], ref.filter2d(), down=2, pad=(1, 1)), w)
     assert want.shape == (4, 4, 4)
     assert_close(got, want[None])
+
+
+@pytest.mark.parametrize("k,down,size", [(3, 2, 9), (3, 2, 6), (4, 2, 7), (5, 2, 8), (3, 3, 10), (2, 3, 7)])
+def test_conv_down_over_blocks_matches_strided_reference(k, down, size):
+    """Any kernel size, factor and (odd or even) size: the space-to-depth form, plus its first
+    and second derivatives (R1 differentiates the input gradient) against lax's strided conv."""
+    x = RNG.standard_normal((2, size, size, 3)).astype(np.float32)
+    w = RNG.standard_normal((k, k, 3, 4)).astype(np.float32)
+    got = conv2d_resample(jnp.asarray(x), jnp.asarray(w), setup_filter(), down=down, padding=1)
+    p0, p1 = 1 + (4 - down + 1) // 2, 1 + (4 - down) // 2
+    filtered = ref.upfirdn2d(x[0], ref.filter2d(), pad=(p0, p1))
+    assert_close(got[0], ref.correlate(filtered, w, stride=down))
+
+    def strided(x, w):
+        x = upfirdn2d(x, setup_filter(), padding=(p0, p1))
+        return jax.lax.conv_general_dilated(x, w, (down, down), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def r1_like(conv, w):
+        grad_x = jax.grad(lambda x: jnp.sum(jnp.tanh(conv(x, w))))(jnp.asarray(x))
+        return jnp.sum(jnp.square(grad_x))
+
+    def blocks(x, w):
+        return conv2d_resample(x, w, setup_filter(), down=down, padding=1)
+
+    assert_close(jax.grad(r1_like, argnums=1)(blocks, jnp.asarray(w)),
+                 np.asarray(jax.grad(r1_like, argnums=1)(strided, jnp.asarray(w)), np.float64), 1e-4)
 
 
 def test_plain_conv_is_same_padded_correlation():
