@@ -57,7 +57,7 @@ class TrainPhases(NamedTuple):
 
 def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
                 batch_sharding: NamedSharding | None = None) -> TrainPhases:
-    """The phases of train_step for this config and these networks.
+    """The phases of one iteration for this config and these networks.
 
     `batch` is {'image': [B,H,W,C] in [-1, 1], 'label': [B, c_dim]}.  With a
     batch sharding, the latents are drawn sharded the same way, so every
