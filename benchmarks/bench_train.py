@@ -27,8 +27,6 @@ from stylejax.train.programs import train_programs
 from stylejax.train.state import build_networks
 from stylejax.train.step import regularization_phases
 
-PHASES = ("g_main", "g_reg", "d_main", "d_reg", "finish")  # the fields of TrainPhases, in order
-
 
 def benchmark_config(args):
     config = base_config()

@@ -22,11 +22,12 @@ import time
 
 import jax
 import numpy as np
-from bench_train import PHASES, benchmark_config, cli_arguments, phase_runner
+from bench_train import benchmark_config, cli_arguments, phase_runner
 from jax.profiler import ProfileData
 
 from stylejax.train.programs import train_programs
 from stylejax.train.state import build_networks
+from stylejax.train.step import TrainPhases
 
 STEP_PHASES = ("g_main", "g_reg", "d_main", "d_reg", "ema")
 # Runtime events that enclose or wait for the ops rather than being one.
@@ -163,7 +164,7 @@ def main():
     batch = jax.device_put({"image": images, "label": np.zeros((args.batch, 0), np.float32)},
                            programs.batch_sharding)
     run, arguments = phase_runner(programs, batch)
-    for name in PHASES:
+    for name in TrainPhases._fields:
         state, wall, ops, events = profile_phase(programs, run, arguments, name, state, args.runs)
         report(name, wall, ops, events, args.runs, args.top)
 
