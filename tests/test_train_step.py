@@ -26,7 +26,7 @@ def setup():
     phases = compiled_phases(config, G, D)
     state = create_train_state(config, G, D, jax.random.key(0))
     batch = {k: jnp.asarray(v) for k, v in random_batch(config).items()}
-    return config, phases, state, batch
+    return config, phases, functools.partial(run_phases, phases), state, batch
 
 
 def leaves_equal(a, b) -> bool:
@@ -45,8 +45,7 @@ def test_regularization_schedule():
 
 
 def test_step_updates_everything_and_compiles_once_per_phase(setup):
-    config, phases, state, batch = setup
-    step = functools.partial(run_phases, phases)
+    config, phases, step, state, batch = setup
     first = state
     for s in range(18):
         g_reg, d_reg = regularization_phases(config, s)
@@ -65,8 +64,7 @@ def test_step_updates_everything_and_compiles_once_per_phase(setup):
 
 
 def test_non_finite_phase_is_skipped_and_counted(setup):
-    config, phases, state, batch = setup
-    step = functools.partial(run_phases, phases)
+    config, phases, step, state, batch = setup
     poisoned = {**batch, "image": batch["image"].at[0, 0, 0, 0].set(jnp.nan)}
     new, metrics = step(state, poisoned, g_reg_phase=False, d_reg_phase=False)
     # D saw a NaN real: its update is dropped, not zeroed; G's phase did not touch reals.
@@ -88,8 +86,7 @@ def test_divergence_stops_with_a_clear_message():
 
 
 def test_same_seed_same_result_and_seed_matters(setup):
-    config, phases, state, batch = setup
-    step = functools.partial(run_phases, phases)
+    config, phases, step, state, batch = setup
     a, _ = step(state, batch, g_reg_phase=True, d_reg_phase=True)
     b, _ = step(state, batch, g_reg_phase=True, d_reg_phase=True)
     assert leaves_equal(a.g_params, b.g_params) and leaves_equal(a.d_params, b.d_params)

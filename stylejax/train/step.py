@@ -106,105 +106,90 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
         updates, new_opt_state = opt.update(grads, opt_state, params)
         return select(ok, optax.apply_updates(params, updates), params), select(ok, new_opt_state, opt_state)
 
-    def g_main(state, key, metrics):
-        z, c = latents(jax.random.fold_in(key, 0), batch_size)
-        map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
-
-        def loss_fn(g_params):
-            ws, stats = mapping(g_params, state, z, c, map_key)
-            img = synthesis(g_params, state, ws, noise_key)
-            logits = discriminate(state.d_params, img, c)
-            return generator_loss(logits), (stats, logits)
-
-        (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
-        ok = all_finite(loss, grads)
-        params, opt_state = apply_update(ok, g_opt, grads, state.g_opt_state, state.g_params)
-        metrics.update(g_loss=loss, fake_score_g=jnp.mean(logits))
-        return state.replace(g_params=params, g_opt_state=opt_state,
-                             g_stats=select(ok, stats, state.g_stats)), ok
-
-    def g_reg(state, key, metrics):
-        n = batch_size // loss_cfg.pl_batch_shrink
-        z, c = latents(jax.random.fold_in(key, 0), n)
-        map_key, noise_key, probe_key = jax.random.split(jax.random.fold_in(key, 1), 3)
-
-        def loss_fn(g_params):
-            ws, stats = mapping(g_params, state, z, c, map_key)
-            lengths = path_lengths(lambda w: synthesis(g_params, state, w, noise_key), ws, probe_key)
-            penalty, pl_mean = path_length_penalty(lengths, state.pl_mean, loss_cfg.pl_decay)
-            loss = jnp.mean(penalty) * loss_cfg.pl_weight * loss_cfg.g_reg_interval
-            return loss, (stats, pl_mean, penalty)
-
-        (loss, (stats, pl_mean, penalty)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.g_params)
-        ok = all_finite(loss, grads)
-        params, opt_state = apply_update(ok, g_opt, grads, state.g_opt_state, state.g_params)
-        metrics.update(pl_penalty=jnp.mean(penalty), pl_mean=pl_mean)
-        return state.replace(g_params=params, g_opt_state=opt_state,
-                             g_stats=select(ok, stats, state.g_stats),
-                             pl_mean=select(ok, pl_mean, state.pl_mean)), ok
-
-    def d_main(state, batch, key, metrics):
-        z, c = latents(jax.random.fold_in(key, 0), batch_size)
-        map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
-        ws, stats = mapping(state.g_params, state, z, c, map_key)
-        fake = jax.lax.stop_gradient(synthesis(state.g_params, state, ws, noise_key))
-        real_c = batch["label"] if G.c_dim else None
-
-        def loss_fn(d_params):
-            fake_logits = discriminate(d_params, fake, c)
-            real_logits = discriminate(d_params, batch["image"], real_c)
-            return discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
-
-        (loss, (real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.d_params)
-        ok = all_finite(loss, grads)
-        params, opt_state = apply_update(ok, d_opt, grads, state.d_opt_state, state.d_params)
-        metrics.update(d_loss=loss, real_score=jnp.mean(real_logits),
-                       fake_score=jnp.mean(fake_logits))
-        return state.replace(d_params=params, d_opt_state=opt_state,
-                             g_stats=select(ok, stats, state.g_stats)), ok
-
-    def d_reg(state, batch, metrics):
-        real_c = batch["label"] if G.c_dim else None
-
-        def loss_fn(d_params):
-            penalty, _ = r1_penalty(lambda x: discriminate(d_params, x, real_c), batch["image"])
-            loss = jnp.mean(penalty) * (loss_cfg.r1_gamma / 2) * loss_cfg.d_reg_interval
-            return loss, penalty
-
-        (loss, penalty), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
-        ok = all_finite(loss, grads)
-        params, opt_state = apply_update(ok, d_opt, grads, state.d_opt_state, state.d_params)
-        metrics.update(r1_penalty=jnp.mean(penalty))
-        return state.replace(d_params=params, d_opt_state=opt_state), ok
-
     def step_key(state, phase):
         return jax.random.fold_in(jax.random.fold_in(root_key, state.step), phase)
 
-    def g_main_phase(state):
+    def g_main(state):
         with jax.named_scope("g_main"):  # the scopes name the phases in profiles
-            metrics = {}
-            state, ok = g_main(state, step_key(state, 0), metrics)
-        return state, metrics, ok
+            key = step_key(state, 0)
+            z, c = latents(jax.random.fold_in(key, 0), batch_size)
+            map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
 
-    def g_reg_phase(state, ok):
+            def loss_fn(g_params):
+                ws, stats = mapping(g_params, state, z, c, map_key)
+                img = synthesis(g_params, state, ws, noise_key)
+                logits = discriminate(state.d_params, img, c)
+                return generator_loss(logits), (stats, logits)
+
+            (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+            ok = all_finite(loss, grads)
+            params, opt_state = apply_update(ok, g_opt, grads, state.g_opt_state, state.g_params)
+            state = state.replace(g_params=params, g_opt_state=opt_state,
+                                  g_stats=select(ok, stats, state.g_stats))
+            return state, dict(g_loss=loss, fake_score_g=jnp.mean(logits)), ok
+
+    def g_reg(state, ok):
         with jax.named_scope("g_reg"):
-            metrics = {}
-            state, ok_reg = g_reg(state, step_key(state, 1), metrics)
-        return state, metrics, ok & ok_reg
+            key = step_key(state, 1)
+            n = batch_size // loss_cfg.pl_batch_shrink
+            z, c = latents(jax.random.fold_in(key, 0), n)
+            map_key, noise_key, probe_key = jax.random.split(jax.random.fold_in(key, 1), 3)
 
-    def d_main_phase(state, batch, ok):
+            def loss_fn(g_params):
+                ws, stats = mapping(g_params, state, z, c, map_key)
+                lengths = path_lengths(lambda w: synthesis(g_params, state, w, noise_key), ws,
+                                       probe_key)
+                penalty, pl_mean = path_length_penalty(lengths, state.pl_mean, loss_cfg.pl_decay)
+                loss = jnp.mean(penalty) * loss_cfg.pl_weight * loss_cfg.g_reg_interval
+                return loss, (stats, pl_mean, penalty)
+
+            (loss, (stats, pl_mean, penalty)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state.g_params)
+            ok_reg = all_finite(loss, grads)
+            params, opt_state = apply_update(ok_reg, g_opt, grads, state.g_opt_state, state.g_params)
+            state = state.replace(g_params=params, g_opt_state=opt_state,
+                                  g_stats=select(ok_reg, stats, state.g_stats),
+                                  pl_mean=select(ok_reg, pl_mean, state.pl_mean))
+            return state, dict(pl_penalty=jnp.mean(penalty), pl_mean=pl_mean), ok & ok_reg
+
+    def d_main(state, batch, ok):
         with jax.named_scope("d_main"):
-            metrics = {}
-            state, ok_d = d_main(state, batch, step_key(state, 2), metrics)
-        return state, metrics, ok & ok_d
+            key = step_key(state, 2)
+            z, c = latents(jax.random.fold_in(key, 0), batch_size)
+            map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
+            ws, stats = mapping(state.g_params, state, z, c, map_key)
+            fake = jax.lax.stop_gradient(synthesis(state.g_params, state, ws, noise_key))
+            real_c = batch["label"] if G.c_dim else None
 
-    def d_reg_phase(state, batch, ok):
+            def loss_fn(d_params):
+                fake_logits = discriminate(d_params, fake, c)
+                real_logits = discriminate(d_params, batch["image"], real_c)
+                return discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
+
+            (loss, (real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state.d_params)
+            ok_d = all_finite(loss, grads)
+            params, opt_state = apply_update(ok_d, d_opt, grads, state.d_opt_state, state.d_params)
+            state = state.replace(d_params=params, d_opt_state=opt_state,
+                                  g_stats=select(ok_d, stats, state.g_stats))
+            metrics = dict(d_loss=loss, real_score=jnp.mean(real_logits),
+                           fake_score=jnp.mean(fake_logits))
+            return state, metrics, ok & ok_d
+
+    def d_reg(state, batch, ok):
         with jax.named_scope("d_reg"):
-            metrics = {}
-            state, ok_reg = d_reg(state, batch, metrics)
-        return state, metrics, ok & ok_reg
+            real_c = batch["label"] if G.c_dim else None
+
+            def loss_fn(d_params):
+                penalty, _ = r1_penalty(lambda x: discriminate(d_params, x, real_c), batch["image"])
+                loss = jnp.mean(penalty) * (loss_cfg.r1_gamma / 2) * loss_cfg.d_reg_interval
+                return loss, penalty
+
+            (loss, penalty), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+            ok_reg = all_finite(loss, grads)
+            params, opt_state = apply_update(ok_reg, d_opt, grads, state.d_opt_state, state.d_params)
+            state = state.replace(d_params=params, d_opt_state=opt_state)
+            return state, dict(r1_penalty=jnp.mean(penalty)), ok & ok_reg
 
     def finish(state, ok):
         """G_ema, the step counter and the non-finite counters, once every phase has run."""
@@ -217,7 +202,7 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
                               nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32))
         return state, dict(nonfinite_streak=streak, nonfinite_total=state.nonfinite_total)
 
-    return TrainPhases(g_main_phase, g_reg_phase, d_main_phase, d_reg_phase, finish)
+    return TrainPhases(g_main, g_reg, d_main, d_reg, finish)
 
 
 def run_phases(phases: TrainPhases, state: TrainState, batch: dict, g_reg_phase: bool = False,
