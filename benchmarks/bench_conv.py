@@ -5,8 +5,9 @@
 
 The train step's time is mostly convolutions; this separates the three
 convolutions each layer costs in training, so that a slow one (on XLA CPU, the
-weight gradient) shows up on its own. 'same' 3x3, stride 1, NHWC / HWIO, as
-the networks run them (the up-conv's polyphase kernel is 3x3 with 4x the
+weight gradient) shows up on its own; weight_gradient_chunked is the same gradient
+through stylejax.models.conv, as the networks take it (summed over batch chunks on CPU).
+'same' 3x3, stride 1, NHWC / HWIO, as the networks run them (the up-conv's polyphase kernel is 3x3 with 4x the
 output channels at the input resolution: --out-channels 512 --size 16).
 """
 
@@ -18,6 +19,8 @@ import jax
 import numpy as np
 from bench_train import matmul_peak_flops
 from jax import lax
+
+from stylejax.models.conv import conv2d
 
 
 def conv(x, w):
@@ -56,6 +59,9 @@ def main():
                                          w, dy, repeats=args.repeats),
         "weight_gradient": median_seconds(lambda x, dy: jax.vjp(lambda w: conv(x, w), w)[1](dy)[0],
                                           x, dy, repeats=args.repeats),
+        "weight_gradient_chunked": median_seconds(
+            lambda x, dy: jax.vjp(lambda w: conv2d(x, w, ((1, 1), (1, 1))), w)[1](dy)[0],
+            x, dy, repeats=args.repeats),
     }
     flops = 2 * args.batch * args.size ** 2 * 9 * args.in_channels * args.out_channels
     peak = matmul_peak_flops(2048 if jax.default_backend() == "cpu" else 8192)

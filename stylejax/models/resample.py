@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from stylejax.models.conv import conv2d
+
 DEFAULT_FILTER = (1.0, 3.0, 3.0, 1.0)
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -68,6 +70,8 @@ def downsample2d(x: jnp.ndarray, f: np.ndarray, down: int = 2) -> jnp.ndarray:
 
 
 def _conv(x, w, strides=(1, 1), padding=((0, 0), (0, 0)), groups=1):
+    if strides == (1, 1) and groups == 1:
+        return conv2d(x, w, padding)
     return lax.conv_general_dilated(
         x, w, window_strides=strides, padding=padding,
         dimension_numbers=_NHWC, feature_group_count=groups)

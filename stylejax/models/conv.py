@@ -1,0 +1,77 @@
+"""Stride-1 convolution whose weight gradient XLA CPU runs near matmul speed.
+
+XLA CPU's weight-gradient convolution slows down sharply when its reduction
+over batch x output pixels grows past a few thousand rows: a 32x32, 128-channel
+layer at batch 32 ran at 40% of the matmul peak, the same work as 16 two-sample
+convolutions summed at 65% (benchmarks/bench_conv.py, RESULTS.md). So on CPU the
+weight gradient is a sum over batch chunks of at most CHUNK_ROWS rows; other
+backends keep XLA's own gradient. The input gradient is this same convolution
+again (flipped kernel, mirrored padding), so double gradients (R1, path length)
+get chunked weight gradients too.
+"""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+CHUNK_ROWS = 2048
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+Padding = tuple[tuple[int, int], tuple[int, int]]
+
+
+def conv2d(x: jnp.ndarray, w: jnp.ndarray, padding: Padding) -> jnp.ndarray:
+    """Stride-1 cross-correlation, NHWC input, HWIO kernel, (before, after) padding per axis."""
+    padding = tuple((int(p0), int(p1)) for p0, p1 in padding)
+    if all(0 <= p <= k - 1 for (p0, p1), k in zip(padding, w.shape[:2], strict=True) for p in (p0, p1)):
+        return _conv_chunked_weight_gradient(x, w, padding)
+    return _lax_conv(x, w, padding)  # a cropping or over-padded conv: XLA's gradient
+
+
+def samples_per_chunk(batch: int, rows_per_sample: int) -> int:
+    """The largest divisor of the batch whose rows fit CHUNK_ROWS; the whole batch if one sample does not."""
+    fitting = [d for d in range(1, batch + 1) if batch % d == 0 and d * rows_per_sample <= CHUNK_ROWS]
+    return max(fitting) if fitting else batch
+
+
+def _lax_conv(x, w, padding):
+    return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_NHWC)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv_chunked_weight_gradient(x, w, padding):
+    return _lax_conv(x, w, padding)
+
+
+def _forward(x, w, padding):
+    return _lax_conv(x, w, padding), (x, w)
+
+
+def _backward(padding, residuals, dy):
+    x, w = residuals
+    mirrored = tuple((k - 1 - p0, k - 1 - p1) for (p0, p1), k in zip(padding, w.shape[:2], strict=True))
+    dx = _conv_chunked_weight_gradient(dy, jnp.swapaxes(w[::-1, ::-1], 2, 3), mirrored)
+    chunk = samples_per_chunk(x.shape[0], dy.shape[1] * dy.shape[2])
+    weight_gradient = partial(_weight_gradient, kernel=jax.ShapeDtypeStruct(w.shape, w.dtype),
+                              padding=padding)
+    dw = lax.platform_dependent(x, dy, cpu=partial(weight_gradient, chunk=chunk),
+                                default=partial(weight_gradient, chunk=x.shape[0]))
+    return dx, dw
+
+
+def _weight_gradient(x, dy, *, kernel, padding, chunk):
+    """Sum over batch chunks of each chunk's weight gradient, accumulated in float32."""
+    total = None
+    for start in range(0, x.shape[0], chunk):
+        part = _whole_weight_gradient(x[start:start + chunk], dy[start:start + chunk], kernel, padding)
+        total = part.astype(jnp.float32) if total is None else total + part.astype(jnp.float32)
+    return total.astype(kernel.dtype)
+
+
+def _whole_weight_gradient(x, dy, kernel, padding):
+    return jax.linear_transpose(lambda w: _lax_conv(x, w, padding), kernel)(dy)[0]
+
+
+_conv_chunked_weight_gradient.defvjp(_forward, _backward)

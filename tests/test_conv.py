@@ -1,0 +1,114 @@
+"""The stride-1 convolution with a chunked weight gradient, against loop-based numpy gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stylejax.models import conv
+from stylejax.models.conv import conv2d, samples_per_chunk
+
+RNG = np.random.default_rng(0)
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def reference_gradients(x, w, padding, cotangent):
+    """d/dx and d/dw of sum(cotangent * correlate(pad(x), w)), by explicit sums over kernel taps."""
+    (t, b), (left, right) = padding
+    kh, kw = w.shape[:2]
+    x_padded = np.pad(x.astype(np.float64), ((0, 0), (t, b), (left, right), (0, 0)))
+    oh, ow = cotangent.shape[1:3]
+    dw = np.zeros(w.shape)
+    dx_padded = np.zeros(x_padded.shape)
+    for i in range(kh):
+        for j in range(kw):
+            window = x_padded[:, i:i + oh, j:j + ow]
+            dw[i, j] = np.einsum("nhwi,nhwo->io", window, cotangent)
+            dx_padded[:, i:i + oh, j:j + ow] += np.einsum("nhwo,io->nhwi", cotangent, w[i, j])
+    dx = dx_padded[:, t:t + x.shape[1], left:left + x.shape[2]]
+    return dx, dw
+
+
+def gradients(x, w, padding, cotangent):
+    return jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, padding) * cotangent), (0, 1)))(x, w)
+
+
+def assert_close(actual, expected, rtol=1e-5):
+    actual = np.asarray(actual, np.float64)
+    assert actual.shape == expected.shape
+    err = np.max(np.abs(actual - expected)) / np.max(np.abs(expected))
+    assert err < rtol, err
+
+
+def test_samples_per_chunk_is_the_largest_divisor_that_fits():
+    assert conv.CHUNK_ROWS == 2048
+    assert samples_per_chunk(32, 32 * 32) == 2
+    assert samples_per_chunk(32, 16 * 16) == 8
+    assert samples_per_chunk(32, 4 * 4) == 32
+    assert samples_per_chunk(12, 200) == 6  # 10 would fit, but does not divide 12
+    assert samples_per_chunk(7, 400) == 1
+    assert samples_per_chunk(8, 64 * 64) == 8  # one sample is already past the limit: no split
+
+
+@pytest.mark.parametrize("kernel,padding", [
+    (3, ((1, 1), (1, 1))),   # 'same', the networks' 3x3 layers
+    (2, ((0, 1), (0, 1))),   # the discriminator's space-to-depth conv
+    (1, ((0, 0), (0, 0))),   # toRGB / fromRGB
+    (3, ((0, 2), (2, 0))),   # asymmetric
+])
+def test_chunked_gradients_match_the_reference(kernel, padding):
+    """5 samples of 24x24 rows: chunks of one sample (576 rows; 3 would fit, but do not divide 5)."""
+    x = RNG.standard_normal((5, 24, 24, 3)).astype(np.float32)
+    w = RNG.standard_normal((kernel, kernel, 3, 4)).astype(np.float32)
+    out = conv2d(jnp.asarray(x), jnp.asarray(w), padding)
+    cotangent = RNG.standard_normal(out.shape)
+    assert samples_per_chunk(5, out.shape[1] * out.shape[2]) == 1
+    dx, dw = gradients(jnp.asarray(x), jnp.asarray(w), padding, jnp.asarray(cotangent, jnp.float32))
+    expected_dx, expected_dw = reference_gradients(x, w, padding, cotangent)
+    assert_close(dx, expected_dx)
+    assert_close(dw, expected_dw)
+
+
+def test_second_derivatives_match_xla_conv():
+    """R1 and path length differentiate the input gradient in the weights: the mirrored conv in
+    the backward pass must give lax's own second derivatives."""
+    x = jnp.asarray(RNG.standard_normal((8, 24, 24, 3)), jnp.float32)
+    w = jnp.asarray(RNG.standard_normal((3, 3, 3, 5)) * 0.3, jnp.float32)
+    padding = ((1, 1), (1, 1))
+
+    def lax_conv(x, w, padding):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=NHWC)
+
+    def r1_like(conv_fn, x, w):
+        grad_x = jax.grad(lambda x: jnp.sum(jnp.tanh(conv_fn(x, w, padding))))(x)
+        return jnp.sum(jnp.square(grad_x))
+
+    assert samples_per_chunk(8, 24 * 24) == 2
+    got = jax.jit(jax.grad(lambda x, w: r1_like(conv2d, x, w), (0, 1)))(x, w)
+    expected = jax.jit(jax.grad(lambda x, w: r1_like(lax_conv, x, w), (0, 1)))(x, w)
+    for g, e in zip(got, expected, strict=True):
+        assert_close(g, np.asarray(e, np.float64), 1e-4)
+
+
+def test_out_of_range_padding_is_xla_conv_and_still_correct():
+    """A padding past kernel - 1 (or a crop) cannot mirror into a valid input-gradient conv."""
+    x = RNG.standard_normal((2, 6, 6, 2)).astype(np.float32)
+    w = RNG.standard_normal((3, 3, 2, 3)).astype(np.float32)
+    padding = ((3, 0), (0, 3))
+    out = conv2d(jnp.asarray(x), jnp.asarray(w), padding)
+    cotangent = RNG.standard_normal(out.shape)
+    dx, dw = gradients(jnp.asarray(x), jnp.asarray(w), padding, jnp.asarray(cotangent, jnp.float32))
+    expected_dx, expected_dw = reference_gradients(x, w, padding, cotangent)
+    assert_close(dx, expected_dx)
+    assert_close(dw, expected_dw)
+
+
+def test_only_the_cpu_lowering_splits_the_weight_gradient():
+    """Other backends keep one weight-gradient conv: their conv libraries want the whole batch."""
+    x = jax.ShapeDtypeStruct((8, 32, 32, 4), jnp.float32)
+    w = jax.ShapeDtypeStruct((3, 3, 4, 4), jnp.float32)
+    weight_gradient = jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, ((1, 1), (1, 1)))), 1))
+    assert samples_per_chunk(8, 32 * 32) == 2
+    for platform, convolutions in (("cpu", 4), ("cuda", 1)):
+        module = jax.export.export(weight_gradient, platforms=[platform])(x, w).mlir_module()
+        assert module.count("stablehlo.convolution") == convolutions, platform
