@@ -1,5 +1,9 @@
 """The stride-1 convolution with a chunked weight gradient, against loop-based numpy gradients."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +13,7 @@ from stylejax.models import conv
 from stylejax.models.conv import conv2d, samples_per_chunk
 
 RNG = np.random.default_rng(0)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -112,3 +117,28 @@ def test_only_the_cpu_lowering_splits_the_weight_gradient():
     for platform, convolutions in (("cpu", 4), ("cuda", 1)):
         module = jax.export.export(weight_gradient, platforms=[platform])(x, w).mlir_module()
         assert module.count("stablehlo.convolution") == convolutions, platform
+
+
+CHUNKS_ON_DEVICES = """
+import jax, jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from stylejax.models.conv import conv2d
+mesh = Mesh(jax.devices(), ("data",))
+x = jax.device_put(jnp.ones((16, 32, 32, 4)), NamedSharding(mesh, PartitionSpec("data")))
+w = jnp.ones((3, 3, 4, 4))
+grad = jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, ((1, 1), (1, 1))) ** 2), 1))
+program = grad.lower(x, w).compile().as_text()
+print(program.count("collective-permute"), program.count(" convolution("))
+"""
+
+
+@pytest.mark.parametrize("devices", [1, 8])
+def test_a_batch_split_over_devices_is_not_sliced_across_them(devices):
+    """Chunks of a data-parallel batch would move samples between devices: several devices
+    keep XLA's one weight-gradient conv (plus the forward conv); one device takes 8 chunks."""
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO}
+    out = subprocess.run([sys.executable, "-c", CHUNKS_ON_DEVICES], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["0", "9" if devices == 1 else "2"]
