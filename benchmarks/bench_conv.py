@@ -6,9 +6,10 @@
 The train step's time is mostly convolutions; this separates the three
 convolutions each layer costs in training, so that a slow one (on XLA CPU, the
 weight gradient) shows up on its own; weight_gradient_chunked is the same gradient
-through stylejax.models.conv, as the networks take it (summed over batch chunks on CPU).
-'same' 3x3, stride 1, NHWC / HWIO, as the networks run them (the up-conv's polyphase kernel is 3x3 with 4x the
-output channels at the input resolution: --out-channels 512 --size 16).
+through stylejax.models.conv, as the networks take it (summed over batch chunks on
+CPU). 'same' 3x3, stride 1, NHWC / HWIO, as the networks run them (the up-conv's
+polyphase kernel is 3x3 with 4x the output channels at the input resolution:
+--out-channels 512 --size 16).
 """
 
 import argparse

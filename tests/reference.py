@@ -3,6 +3,14 @@
 import numpy as np
 
 
+def assert_close(actual, expected: np.ndarray, rtol: float = 1e-5) -> None:
+    """Max error relative to the largest expected magnitude: summation order moves each element."""
+    actual = np.asarray(actual, np.float64)
+    assert actual.shape == expected.shape
+    err = np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-12)
+    assert err < rtol, err
+
+
 def filter2d(taps=(1, 3, 3, 1)) -> np.ndarray:
     f = np.outer(taps, taps).astype(np.float64)
     return f / f.sum()

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from stylejax.models import conv
-from stylejax.models.conv import conv2d, samples_per_chunk
+from stylejax.models.conv import NHWC, conv2d, samples_per_chunk
+from tests.reference import assert_close
 
 RNG = np.random.default_rng(0)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def reference_gradients(x, w, padding, cotangent):
@@ -36,13 +36,6 @@ def reference_gradients(x, w, padding, cotangent):
 
 def gradients(x, w, padding, cotangent):
     return jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, padding) * cotangent), (0, 1)))(x, w)
-
-
-def assert_close(actual, expected, rtol=1e-5):
-    actual = np.asarray(actual, np.float64)
-    assert actual.shape == expected.shape
-    err = np.max(np.abs(actual - expected)) / np.max(np.abs(expected))
-    assert err < rtol, err
 
 
 def test_samples_per_chunk_is_the_largest_divisor_that_fits():

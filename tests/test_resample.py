@@ -13,15 +13,9 @@ from stylejax.models.resample import (
     upsample2d,
 )
 from tests import reference as ref
+from tests.reference import assert_close
 
 RNG = np.random.default_rng(0)
-
-
-def assert_close(actual, expected, rtol=1e-5):
-    actual = np.asarray(actual, np.float64)
-    assert actual.shape == expected.shape
-    err = np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-12)
-    assert err < rtol, err
 
 
 def test_filter_is_normalised_outer_product():

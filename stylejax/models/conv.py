@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax import lax
 
 CHUNK_ROWS = 2048
-_NHWC = ("NHWC", "HWIO", "NHWC")
+NHWC = ("NHWC", "HWIO", "NHWC")
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -41,7 +41,7 @@ def samples_per_chunk(batch: int, rows_per_sample: int) -> int:
 
 
 def _lax_conv(x, w, padding):
-    return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_NHWC)
+    return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=NHWC)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -57,14 +57,13 @@ def _backward(padding, residuals, dy):
     x, w = residuals
     mirrored = tuple((k - 1 - p0, k - 1 - p1) for (p0, p1), k in zip(padding, w.shape[:2], strict=True))
     dx = _conv_chunked_weight_gradient(dy, jnp.swapaxes(w[::-1, ::-1], 2, 3), mirrored)
-    chunk = x.shape[0]
-    if jax.device_count() == 1:
-        chunk = samples_per_chunk(x.shape[0], dy.shape[1] * dy.shape[2])
     weight_gradient = partial(_weight_gradient, kernel=jax.ShapeDtypeStruct(w.shape, w.dtype),
                               padding=padding)
-    dw = lax.platform_dependent(x, dy, cpu=partial(weight_gradient, chunk=chunk),
-                                default=partial(weight_gradient, chunk=x.shape[0]))
-    return dx, dw
+    whole = partial(weight_gradient, chunk=x.shape[0])
+    chunk = samples_per_chunk(x.shape[0], dy.shape[1] * dy.shape[2])
+    if jax.device_count() > 1 or chunk == x.shape[0]:
+        return dx, whole(x, dy)
+    return dx, lax.platform_dependent(x, dy, cpu=partial(weight_gradient, chunk=chunk), default=whole)
 
 
 def _weight_gradient(x, dy, *, kernel, padding, chunk):

@@ -12,10 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from stylejax.models.conv import conv2d
+from stylejax.models.conv import NHWC, conv2d
 
 DEFAULT_FILTER = (1.0, 3.0, 3.0, 1.0)
-_NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def setup_filter(taps: Sequence[float] = DEFAULT_FILTER) -> np.ndarray:
@@ -74,7 +73,7 @@ def _conv(x, w, strides=(1, 1), padding=((0, 0), (0, 0)), groups=1):
         return conv2d(x, w, padding)
     return lax.conv_general_dilated(
         x, w, window_strides=strides, padding=padding,
-        dimension_numbers=_NHWC, feature_group_count=groups)
+        dimension_numbers=NHWC, feature_group_count=groups)
 
 
 def conv2d_resample(x: jnp.ndarray, w: jnp.ndarray, f: np.ndarray | None = None,
