@@ -51,6 +51,21 @@ def test_conv_up2_matches_transposed_conv_reference():
     assert_close(got, ref.conv_up2(x[0], w)[None])
 
 
+@pytest.mark.parametrize("k,up,taps,padding", [
+    (3, 2, (1, 3, 3, 1), 0), (1, 2, (1, 3, 3, 1), 0), (5, 2, (1, 3, 3, 1), 2), (2, 2, (1, 2, 1), 1),
+    (3, 3, (1, 2, 1), 1), (3, 3, (1, 1), 0), (4, 3, (1, 3, 3, 1), 2)])
+def test_conv_up_matches_transposed_conv_then_filter(k, up, taps, padding):
+    """The polyphase kernel for any kernel size, factor, filter and padding: the official
+    order (transposed conv, then the FIR over its output with gain up^2)."""
+    x = RNG.standard_normal((1, 5, 5, 3)).astype(np.float32)
+    w = RNG.standard_normal((k, k, 3, 4)).astype(np.float32)
+    got = conv2d_resample(jnp.asarray(x), jnp.asarray(w), setup_filter(taps), up=up, padding=padding)
+    fw = len(taps)
+    pad = (padding + (fw + up - 1) // 2 - (k - 1), padding + (fw - up) // 2 - (k - up))
+    want = ref.upfirdn2d(ref.transposed_conv(x[0], w, up), ref.filter2d(taps), pad=pad, gain=up * up)
+    assert_close(got, want[None])
+
+
 @pytest.mark.parametrize("k", [3, 1])
 def test_conv_down2_matches_filter_then_strided_reference(k):
     x = RNG.standard_normal((1, 8, 8, 3)).astype(np.float32)
