@@ -165,11 +165,12 @@ def _conv_up_polyphase(x, w, f, up, p0, p1, groups):
     Both are linear filters of the zero-inserted input, so they combine into
     one kernel (w true-convolved with the FIR).  Split into its up*up phases
     it becomes a conv of x with up*up times the output channels, followed by
-    depth-to-space.  Same multiplies as the transposed conv, but no zero
-    insertion: XLA CPU runs it, its gradient and the path-length double
-    gradient in its fast conv library (the zero-inserted form fell back to a
-    generic kernel that was 20x slower in the double gradient).  (p0, p1) is
-    the FIR's padding of the transposed-conv output.
+    depth-to-space.  At up 2 with a 3x3 kernel and 4 taps that is 4x the
+    multiplies of a zero-skipping transposed conv (the FIR widens the kernel
+    to 6x6), but no zero insertion: XLA CPU runs it, its gradient and the
+    path-length double gradient in its fast conv library (the zero-inserted
+    form fell back to a generic kernel that was 20x slower in the double
+    gradient).  (p0, p1) is the FIR's padding of the transposed-conv output.
     """
     kw, fw = int(w.shape[0]), f.size
     h = x.shape[1]
