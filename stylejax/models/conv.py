@@ -6,8 +6,11 @@ layer at batch 32 ran at 40% of the matmul peak, the same work as 16 two-sample
 convolutions summed at 65% (benchmarks/bench_conv.py, RESULTS.md). So on CPU the
 weight gradient is a sum over batch chunks of at most CHUNK_ROWS rows; other
 backends keep XLA's own gradient. The input gradient is this same convolution
-again (flipped kernel, mirrored padding), so double gradients (R1, path length)
-get chunked weight gradients too.
+again (flipped kernel, mirrored padding), so in the double gradients of R1 and
+path length its weight gradient is chunked too. The forward rule keeps lax's
+conv: routing it through this one as well chunks the remaining second-order
+term, but it cost 44 more convolutions in the R1 program to compile for 0.2% of
+an iteration (RESULTS.md).
 
 Only a process with one device chunks. With several, the batch is split over
 them, and slicing it into chunks moved samples between devices (200-480
