@@ -17,6 +17,7 @@ peak, so the ratio holds on a noisy shared machine whose speed drifts.
 import argparse
 import json
 import resource
+import sys
 import time
 from collections.abc import Callable
 
@@ -145,6 +146,8 @@ def main():
         compile_s[name] = sum(compiles.durations[durations_before:])
         cost = lowered.cost_analysis() or compiled.cost_analysis()  # GPU (jax 0.11): compiled only
         flops[name] = float((cost[0] if isinstance(cost, list) else cost).get("flops", 0.0))
+        # as it happens: a run stopped by a time limit still shows how far compiling got
+        print(f"compiled {name} in {compile_s[name]:.1f} s", file=sys.stderr, flush=True)
         if args.compile_only:
             continue
         state, outputs = run(name, state)
