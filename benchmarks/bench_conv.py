@@ -21,12 +21,11 @@ import numpy as np
 from bench_train import matmul_peak_flops
 from jax import lax
 
-from stylejax.models.conv import conv2d
+from stylejax.models.conv import NHWC, conv2d
 
 
 def conv(x, w):
-    return lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=NHWC)
 
 
 def median_seconds(fn, *args, repeats: int) -> float:
