@@ -17,6 +17,7 @@ import numpy as np
 from bench_train import CompileCounter, benchmark_config, cli_arguments, peak_memory_bytes, report
 from jax.sharding import NamedSharding, PartitionSpec
 
+from stylejax.host_memory import keep_freed_host_memory
 from stylejax.train.programs import make_mesh
 from stylejax.train.state import build_networks
 
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed calls")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    keep_freed_host_memory()  # STYLEJAX_KEEP_HOST_MEMORY=1, as for stylejax.main
 
     compiles = CompileCounter()
     G, _ = build_networks(benchmark_config(args), 0, 3)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylejax.configs import base_config
+from stylejax.host_memory import keep_freed_host_memory
 from stylejax.train.programs import train_programs
 from stylejax.train.state import build_networks
 from stylejax.train.step import regularization_phases
@@ -121,6 +122,7 @@ def main():
                         help="compile every phase and report compile times and FLOPs, no timing "
                              "(large resolutions on a CPU, where one step takes minutes)")
     args = parser.parse_args()
+    keep_freed_host_memory()  # STYLEJAX_KEEP_HOST_MEMORY=1, as for stylejax.main
 
     compiles = CompileCounter()
     config = benchmark_config(args)
@@ -197,6 +199,7 @@ def time_windows(config, step, state, batch, windows: int, compiles: CompileCoun
     speed drifts during a run, so each window is compared with its own peak."""
     peak()  # compiles the matmul before the count starts
     compiles_before = compiles.count
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     window_s, peaks = [], []
     for _ in range(windows):
         start = time.perf_counter()
@@ -205,10 +208,13 @@ def time_windows(config, step, state, batch, windows: int, compiles: CompileCoun
         jax.block_until_ready(metrics)
         window_s.append(time.perf_counter() - start)
         peaks.append(peak())
+    # host pages faulted in per iteration: buffers that malloc handed back to the kernel
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
     window = float(np.median(window_s))
     img_per_s = 16 * config.batch_size / window
     return {"img_per_s": img_per_s, "sec_per_kimg": 1000 / img_per_s, "window_s_median": window,
             "window_s_all": window_s, "matmul_peak_all": peaks,
+            "page_faults_per_iteration": faults / (16 * windows),
             "recompiles_after_warmup": compiles.count - compiles_before}
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from bench_train import benchmark_config, cli_arguments, phase_runner
 from jax.profiler import ProfileData
 
+from stylejax.host_memory import keep_freed_host_memory
 from stylejax.train.programs import train_programs
 from stylejax.train.state import build_networks
 from stylejax.train.step import TrainPhases
@@ -154,6 +155,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="traced calls per phase program")
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
+    keep_freed_host_memory()  # STYLEJAX_KEEP_HOST_MEMORY=1, as for stylejax.main
 
     config = benchmark_config(args)
     G, D = build_networks(config, 0, 3)

@@ -25,6 +25,7 @@ from stylejax.configs import base_config
 from stylejax.data.builder import default_data_dir
 from stylejax.data.digits import digits_name
 from stylejax.data.prepare import cli_logging
+from stylejax.host_memory import keep_freed_host_memory
 from stylejax.metrics.evaluator import Evaluator
 from stylejax.metrics.folder import image_batches
 from stylejax.steps import parse_step
@@ -130,4 +131,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_host_memory()
     sys.exit(main())

@@ -13,6 +13,7 @@ from ml_collections import config_flags
 
 from stylejax.configs import apply_auto_rule
 from stylejax.errors import TrainingDivergedError, TrainingInterruptedError
+from stylejax.host_memory import keep_freed_host_memory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
@@ -82,6 +83,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def run() -> None:
+    keep_freed_host_memory()  # if asked for: before jax.distributed and XLA start threads
     app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_flags)
 
 

@@ -29,6 +29,7 @@ from stylejax.figures import (
     style_mixing_figure,
     truncation_sweep,
 )
+from stylejax.host_memory import keep_freed_host_memory
 from stylejax.models.synthesis import NOISE_MODES
 from stylejax.sampling import make_grid, parse_ranges, save_gif, save_png
 from stylejax.steps import parse_step
@@ -179,4 +180,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_host_memory()
     sys.exit(main())
