@@ -64,3 +64,12 @@ def test_glibcs_defaults_stay_unless_asked_and_then_the_block_faults_again(keep)
     first, second = result["faults"]
     assert not result["applied"]
     assert second >= first // 2
+
+
+def test_a_value_other_than_0_or_1_stops_with_a_message_naming_the_fix():
+    env = {**os.environ, "STYLEJAX_KEEP_HOST_MEMORY": "yes"}
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        "error: STYLEJAX_KEEP_HOST_MEMORY='yes': set it to 1 (keep freed host memory) or 0 "
+        "(glibc's defaults), or leave it unset"]
