@@ -49,7 +49,7 @@ def main():
     parser.add_argument("--out-channels", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
-    keep_freed_host_memory()  # STYLEJAX_KEEP_HOST_MEMORY=1, as for stylejax.main
+    keep_freed_host_memory()  # as stylejax.main does
 
     keys = jax.random.split(jax.random.key(0), 3)
     x = jax.random.normal(keys[0], (args.batch, args.size, args.size, args.in_channels))

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed calls")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    keep_freed_host_memory()  # STYLEJAX_KEEP_HOST_MEMORY=1, as for stylejax.main
+    keep_freed_host_memory()  # as stylejax.sample does: time what sampling gets
 
     compiles = CompileCounter()
     G, _ = build_networks(benchmark_config(args), 0, 3)

@@ -122,7 +122,7 @@ def main():
                         help="compile every phase and report compile times and FLOPs, no timing "
                              "(large resolutions on a CPU, where one step takes minutes)")
     args = parser.parse_args()
-    keep_freed_host_memory()  # STYLEJAX_KEEP_HOST_MEMORY=1, as for stylejax.main
+    keep_freed_host_memory()  # as stylejax.main does: time what a training run gets
 
     compiles = CompileCounter()
     config = benchmark_config(args)

@@ -155,7 +155,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="traced calls per phase program")
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
-    keep_freed_host_memory()  # STYLEJAX_KEEP_HOST_MEMORY=1, as for stylejax.main
+    keep_freed_host_memory()  # as stylejax.main does
 
     config = benchmark_config(args)
     G, D = build_networks(config, 0, 3)

@@ -83,7 +83,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def run() -> None:
-    keep_freed_host_memory()  # if asked for: before jax.distributed and XLA start threads
+    keep_freed_host_memory()  # before jax.distributed and the CPU backend start
     app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_flags)
 
 
