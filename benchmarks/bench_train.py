@@ -199,17 +199,18 @@ def time_windows(config, step, state, batch, windows: int, compiles: CompileCoun
     speed drifts during a run, so each window is compared with its own peak."""
     peak()  # compiles the matmul before the count starts
     compiles_before = compiles.count
-    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    window_s, peaks = [], []
+    window_s, peaks, faults = [], [], 0
     for _ in range(windows):
+        faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         for step_index in range(16):
             state, metrics = step(state, batch, *regularization_phases(config, step_index))
         jax.block_until_ready(metrics)
         window_s.append(time.perf_counter() - start)
+        # host pages faulted in by the iterations (not the peak's matmul): buffers that malloc
+        # handed back to the kernel
+        faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
         peaks.append(peak())
-    # host pages faulted in per iteration: buffers that malloc handed back to the kernel
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
     window = float(np.median(window_s))
     img_per_s = 16 * config.batch_size / window
     return {"img_per_s": img_per_s, "sec_per_kimg": 1000 / img_per_s, "window_s_median": window,
