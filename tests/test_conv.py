@@ -53,9 +53,11 @@ def test_samples_per_chunk_is_the_largest_divisor_that_fits():
     (2, ((0, 1), (0, 1))),   # the discriminator's space-to-depth conv
     (1, ((0, 0), (0, 0))),   # toRGB / fromRGB
     (3, ((0, 2), (2, 0))),   # asymmetric
+    (2, ((1, 1), (1, 1))),   # over-padded, the up-conv's phase kernel: weight gradient over views
 ])
 def test_chunked_gradients_match_the_reference(kernel, padding):
-    """5 samples of 24x24 rows: chunks of one sample (576 rows; 3 would fit, but do not divide 5)."""
+    """5 samples of 24x24 rows: chunks of one sample (576 rows; 3 would fit, but do not divide 5),
+    or for the over-padded conv one matmul over shifted views."""
     x = RNG.standard_normal((5, 24, 24, 3)).astype(np.float32)
     w = RNG.standard_normal((kernel, kernel, 3, 4)).astype(np.float32)
     out = conv2d(jnp.asarray(x), jnp.asarray(w), padding)
@@ -67,12 +69,13 @@ def test_chunked_gradients_match_the_reference(kernel, padding):
     assert_close(dw, expected_dw)
 
 
-def test_second_derivatives_match_xla_conv():
+@pytest.mark.parametrize("kernel,padding", [(3, ((1, 1), (1, 1))), (2, ((1, 1), (1, 1)))])
+def test_second_derivatives_match_xla_conv(kernel, padding):
     """R1 and path length differentiate the input gradient in the weights: the mirrored conv in
-    the backward pass must give lax's own second derivatives."""
+    the backward pass (and, over-padded, the forward conv routed through conv2d again) must give
+    lax's own second derivatives."""
     x = jnp.asarray(RNG.standard_normal((8, 24, 24, 3)), jnp.float32)
-    w = jnp.asarray(RNG.standard_normal((3, 3, 3, 5)) * 0.3, jnp.float32)
-    padding = ((1, 1), (1, 1))
+    w = jnp.asarray(RNG.standard_normal((kernel, kernel, 3, 5)) * 0.3, jnp.float32)
 
     def lax_conv(x, w, padding):
         return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=NHWC)
@@ -112,26 +115,49 @@ def test_only_the_cpu_lowering_splits_the_weight_gradient():
         assert module.count("stablehlo.convolution") == convolutions, platform
 
 
+def test_an_over_padded_weight_gradient_is_one_matmul_on_cpu_only():
+    """XLA CPU's weight-gradient conv of a conv padded past kernel - 1 in total ran at 1% of the
+    peak; on CPU it is one dot over the kernel's shifted views, elsewhere XLA's conv."""
+    x = jax.ShapeDtypeStruct((8, 16, 16, 4), jnp.float32)
+    w = jax.ShapeDtypeStruct((2, 2, 4, 4), jnp.float32)
+    weight_gradient = jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, ((1, 1), (1, 1)))), 1))
+    for platform, convolutions, dots in (("cpu", 0, 1), ("cuda", 1, 0)):
+        module = jax.export.export(weight_gradient, platforms=[platform])(x, w).mlir_module()
+        assert module.count("stablehlo.convolution") == convolutions, platform
+        assert module.count("stablehlo.dot_general") == dots, platform
+
+
 CHUNKS_ON_DEVICES = """
+import sys
 import jax, jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from stylejax.models.conv import conv2d
+from stylejax.models.conv import NHWC, conv2d
 mesh = Mesh(jax.devices(), ("data",))
-x = jax.device_put(jnp.ones((16, 32, 32, 4)), NamedSharding(mesh, PartitionSpec("data")))
-w = jnp.ones((3, 3, 4, 4))
-grad = jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, ((1, 1), (1, 1))) ** 2), 1))
+k = int(sys.argv[1])
+padding = ((1, 1), (1, 1))
+x = jax.random.normal(jax.random.key(0), (16, 32, 32, 4))
+w = jax.random.normal(jax.random.key(1), (k, k, 4, 4))
+lax_conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=NHWC)
+expected = jax.grad(lambda w: jnp.sum(lax_conv(x, w) ** 2))(w)
+x = jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))
+grad = jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, padding) ** 2), 1))
 program = grad.lower(x, w).compile().as_text()
-print(program.count("collective-permute"), program.count(" convolution("))
+error = float(jnp.max(jnp.abs(grad(x, w) - expected)) / jnp.max(jnp.abs(expected)))
+print(program.count("collective-permute"), program.count(" convolution("), error < 1e-5)
 """
 
 
-@pytest.mark.parametrize("devices", [1, 8])
-def test_a_batch_split_over_devices_is_not_sliced_across_them(devices):
+@pytest.mark.parametrize("devices,kernel,convolutions", [
+    (1, 3, 9), (8, 3, 2),  # the forward conv plus 8 chunks on one device, XLA's one on several
+    (1, 2, 1), (8, 2, 1),  # over-padded: the forward conv; the weight gradient is a matmul
+])
+def test_a_batch_split_over_devices_is_not_sliced_across_them(devices, kernel, convolutions):
     """Chunks of a data-parallel batch would move samples between devices: several devices
-    keep XLA's one weight-gradient conv (plus the forward conv); one device takes 8 chunks."""
+    keep XLA's one weight-gradient conv for a 3x3 'same' conv. The over-padded conv's matmul
+    over shifted views slices no batch, so it serves any number of devices."""
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
            "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO}
-    out = subprocess.run([sys.executable, "-c", CHUNKS_ON_DEVICES], env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", CHUNKS_ON_DEVICES, str(kernel)], env=env,
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["0", "9" if devices == 1 else "2"]
+    assert out.stdout.split() == ["0", str(convolutions), "True"]

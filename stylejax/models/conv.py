@@ -12,9 +12,16 @@ conv: routing it through this one as well chunks the remaining second-order
 term, but it cost 44 more convolutions in the R1 program to compile for 0.2% of
 an iteration (RESULTS.md).
 
+A conv padded past kernel - 1 in total (the up-conv's 2x2 phase kernel, padded
+1 on each side) is the exception: XLA CPU runs its weight-gradient conv at 1% of
+the peak, so on CPU that gradient is one matmul of dy against the kernel's
+shifted views of x, and its forward conv is this conv again, so that second
+derivatives take the same matmul.
+
 Only a process with one device chunks. With several, the batch is split over
 them, and slicing it into chunks moved samples between devices (200-480
-collective-permutes per train phase on 8 CPU devices).
+collective-permutes per train phase on 8 CPU devices). The views' matmul slices
+no batch, so it serves any number of devices.
 """
 
 from functools import partial
@@ -53,16 +60,26 @@ def _conv_chunked_weight_gradient(x, w, padding):
 
 
 def _forward(x, w, padding):
+    if _over_padded(w, padding):  # second derivatives differentiate this conv: keep the views
+        return _conv_chunked_weight_gradient(x, w, padding), (x, w)
     return _lax_conv(x, w, padding), (x, w)
+
+
+def _over_padded(w, padding) -> bool:
+    """Padded past kernel - 1 in total: XLA CPU's weight-gradient conv then leaves its fast library."""
+    return any(p0 + p1 > k - 1 for (p0, p1), k in zip(padding, w.shape[:2], strict=True))
 
 
 def _backward(padding, residuals, dy):
     x, w = residuals
     mirrored = tuple((k - 1 - p0, k - 1 - p1) for (p0, p1), k in zip(padding, w.shape[:2], strict=True))
     dx = _conv_chunked_weight_gradient(dy, jnp.swapaxes(w[::-1, ::-1], 2, 3), mirrored)
-    weight_gradient = partial(_weight_gradient, kernel=jax.ShapeDtypeStruct(w.shape, w.dtype),
-                              padding=padding)
+    kernel = jax.ShapeDtypeStruct(w.shape, w.dtype)
+    weight_gradient = partial(_weight_gradient, kernel=kernel, padding=padding)
     whole = partial(weight_gradient, chunk=x.shape[0])
+    if _over_padded(w, padding):
+        views = partial(_weight_gradient_from_views, kernel=kernel, padding=padding)
+        return dx, lax.platform_dependent(x, dy, cpu=views, default=whole)
     chunk = samples_per_chunk(x.shape[0], dy.shape[1] * dy.shape[2])
     if jax.device_count() > 1 or chunk == x.shape[0]:
         return dx, whole(x, dy)
@@ -76,6 +93,17 @@ def _weight_gradient(x, dy, *, kernel, padding, chunk):
         part = _whole_weight_gradient(x[start:start + chunk], dy[start:start + chunk], kernel, padding)
         total = part.astype(jnp.float32) if total is None else total + part.astype(jnp.float32)
     return total.astype(kernel.dtype)
+
+
+def _weight_gradient_from_views(x, dy, *, kernel, padding):
+    """dy's rows against the kernel's shifted views of x side by side, as one float32 matmul."""
+    kh, kw, in_channels, out_channels = kernel.shape
+    oh, ow = dy.shape[1:3]
+    x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+    views = jnp.concatenate([x[:, i:i + oh, j:j + ow] for i in range(kh) for j in range(kw)], axis=-1)
+    grad = lax.dot_general(dy.reshape(-1, out_channels), views.reshape(-1, kh * kw * in_channels),
+                           (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+    return grad.reshape(out_channels, kh, kw, in_channels).transpose(1, 2, 3, 0).astype(kernel.dtype)
 
 
 def _whole_weight_gradient(x, dy, kernel, padding):

@@ -16,7 +16,6 @@ from stylejax.models.conv import NHWC, conv2d
 
 DEFAULT_FILTER = (1.0, 3.0, 3.0, 1.0)
 
-
 def setup_filter(taps: Sequence[float] = DEFAULT_FILTER) -> np.ndarray:
     """1-D taps whose outer product is the official normalised 2-D filter."""
     taps = np.asarray(taps, dtype=np.float64)
@@ -81,9 +80,9 @@ def conv2d_resample(x: jnp.ndarray, w: jnp.ndarray, f: np.ndarray | None = None,
     """Convolution (cross-correlation, HWIO weight) with FIR up- or downsampling.
 
     Upsampling is a transposed convolution (a true convolution over the
-    zero-inserted input) followed by the FIR filter, computed in polyphase
-    form; downsampling filters first and then runs a strided convolution (over
-    space-to-depth blocks). Both are the official order.
+    zero-inserted input, computed in polyphase form) followed by the FIR
+    filter; downsampling filters first and then runs a strided convolution
+    (over space-to-depth blocks). Both are the official order.
     """
     if up > 1 and down > 1:
         raise ValueError("conv2d_resample: up and down together are not supported")
@@ -111,7 +110,8 @@ def conv2d_resample(x: jnp.ndarray, w: jnp.ndarray, f: np.ndarray | None = None,
             return _conv_down_space_to_depth(x, w, down)
         return _conv(x, w, strides=(down, down), groups=groups)
     if up > 1:
-        return _conv_up_polyphase(x, w, f, up, p0 - (kw - 1), p1 - (kw - up), groups)
+        y = _conv_transpose_polyphase(x, w, up, groups)
+        return upfirdn2d(y, f, padding=(p0 - (kw - 1), p1 - (kw - up)), gain=up * up)
     return _conv(x, w, padding=((p0, p1), (p0, p1)), groups=groups)
 
 
@@ -140,42 +140,34 @@ def _conv_down_space_to_depth(x, w, down):
     return _conv(x, w, padding=(pad, pad))[:, :out_len, :out_len]
 
 
-def _phase_matrix(f: np.ndarray, kernel_size: int, offset: int, up: int) -> tuple[int, np.ndarray]:
-    """Along one axis, the polyphase taps of (kernel true-convolved with the FIR) as a matrix.
+def _phase_matrix(kernel_size: int, up: int) -> tuple[int, np.ndarray]:
+    """Along one axis, the transposed conv's kernel taps per output phase, as a matrix.
 
-    On the up-times zero-inserted signal the combined kernel is c[t] = up * sum_a w[a] f[t - a];
-    output up*j + phase is sum_e c[phase + offset - up*e] * x[j + e].  Returns the first e and
-    M [e, phase, a] with M[e, phase] . w = that tap, so the polyphase kernel is a small
-    contraction of the weights: no gather, whose XLA CPU loop took 10-18 ms per layer.
+    Output up*j + phase of the stride-up transposed conv is sum_e w[phase - up*e] * x[j + e].
+    Returns the first e and M [e, phase, a], 1 where a = phase - up*e, so the polyphase kernel
+    is a small contraction of the weights: no gather, whose XLA CPU loop took 10-18 ms per layer.
     """
-    length = kernel_size + f.size - 1
-    first = -((length - 1 - offset) // up)
-    last = (up - 1 + offset) // up
-    e = np.arange(first, last + 1)[:, None, None]
-    t = np.arange(up)[None, :, None] + offset - up * e  # combined-kernel index per (e, phase)
-    fir_index = t - np.arange(kernel_size)[None, None, :]
-    inside = (fir_index >= 0) & (fir_index < f.size)
-    matrix = np.where(inside, f[np.clip(fir_index, 0, f.size - 1)] * up, 0.0)
-    return first, matrix.astype(np.float32)
+    first = -((kernel_size - 1) // up)
+    e = np.arange(first, 1)[:, None, None]
+    a = np.arange(up)[None, :, None] - up * e
+    return first, (a == np.arange(kernel_size)[None, None, :]).astype(np.float32)
 
 
-def _conv_up_polyphase(x, w, f, up, p0, p1, groups):
-    """Transposed conv then FIR, computed as one stride-1 'same' conv at the input resolution.
+def _conv_transpose_polyphase(x, w, up, groups):
+    """The full stride-up transposed conv, as one stride-1 conv at the input resolution.
 
-    Both are linear filters of the zero-inserted input, so they combine into
-    one kernel (w true-convolved with the FIR).  Split into its up*up phases
-    it becomes a conv of x with up*up times the output channels, followed by
-    depth-to-space.  At up 2 with a 3x3 kernel and 4 taps that is 4x the
-    multiplies of a zero-skipping transposed conv (the FIR widens the kernel
-    to 6x6), but no zero insertion: XLA CPU runs it, its gradient and the
-    path-length double gradient in its fast conv library (the zero-inserted
-    form fell back to a generic kernel that was 20x slower in the double
-    gradient).  (p0, p1) is the FIR's padding of the transposed-conv output.
+    Split into its up*up output phases it is a conv of x with up*up times the output
+    channels (a 2x2 kernel for 3x3 at up 2), followed by depth-to-space: the multiplies of a
+    zero-skipping transposed conv, without zero insertion, whose conv fell back to a generic
+    XLA CPU kernel 20x slower in the path-length double gradient.  The FIR filter runs after
+    it (upfirdn2d), as in the official order.  Folding the FIR into the kernel instead makes a
+    3x3 phase kernel, 2.25x the multiplies: that form's G main phase took 1.1x and its path
+    length phase 1.25x as long (RESULTS.md).
     """
-    kw, fw = int(w.shape[0]), f.size
+    kw = int(w.shape[0])
     h = x.shape[1]
-    out_len = up * (h - 1) + kw + p0 + p1 - fw + 1
-    first, m = _phase_matrix(f, kw, fw - 1 - p0, up)
+    out_len = up * (h - 1) + kw
+    first, m = _phase_matrix(kw, up)
     taps = m.shape[0]
     both_axes = jnp.asarray(np.einsum("ypa,xqb->yxpqab", m, m), w.dtype)
     k = jnp.einsum("yxpqab,abio->yxiopq", both_axes, w)
