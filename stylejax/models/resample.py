@@ -16,6 +16,7 @@ from stylejax.models.conv import NHWC, conv2d
 
 DEFAULT_FILTER = (1.0, 3.0, 3.0, 1.0)
 
+
 def setup_filter(taps: Sequence[float] = DEFAULT_FILTER) -> np.ndarray:
     """1-D taps whose outer product is the official normalised 2-D filter."""
     taps = np.asarray(taps, dtype=np.float64)
