@@ -158,9 +158,10 @@ def _conv_transpose_polyphase(x, w, up, groups):
     """The full stride-up transposed conv, as one stride-1 conv at the input resolution.
 
     Split into its up*up output phases it is a conv of x with up*up times the output
-    channels (a 2x2 kernel for 3x3 at up 2), followed by depth-to-space: the multiplies of a
-    zero-skipping transposed conv, without zero insertion, whose conv fell back to a generic
-    XLA CPU kernel 20x slower in the path-length double gradient.  The FIR filter runs after
+    channels (a 2x2 kernel for 3x3 at up 2), followed by depth-to-space: 16/9 the multiplies
+    of a zero-skipping transposed conv (the one-tap phases are padded to two taps), without
+    zero insertion, whose conv fell back to a generic XLA CPU kernel 20x slower in the
+    path-length double gradient.  The FIR filter runs after
     it (upfirdn2d), as in the official order.  Folding the FIR into the kernel instead makes a
     3x3 phase kernel, 2.25x the multiplies: that form's G main phase took 1.1x and its path
     length phase 1.25x as long (RESULTS.md).
