@@ -54,6 +54,8 @@ def test_samples_per_chunk_is_the_largest_divisor_that_fits():
     (1, ((0, 0), (0, 0))),   # toRGB / fromRGB
     (3, ((0, 2), (2, 0))),   # asymmetric
     (2, ((1, 1), (1, 1))),   # over-padded, the up-conv's phase kernel: weight gradient over views
+    (2, ((0, 0), (0, 0))),   # under-padded, the up-conv's input gradient: widened, then cropped
+    (3, ((1, 0), (0, 0))),   # under-padded, both axes, asymmetric
 ])
 def test_chunked_gradients_match_the_reference(kernel, padding):
     """5 samples of 24x24 rows: chunks of one sample (576 rows; 3 would fit, but do not divide 5),
@@ -69,7 +71,8 @@ def test_chunked_gradients_match_the_reference(kernel, padding):
     assert_close(dw, expected_dw)
 
 
-@pytest.mark.parametrize("kernel,padding", [(3, ((1, 1), (1, 1))), (2, ((1, 1), (1, 1)))])
+@pytest.mark.parametrize("kernel,padding", [(3, ((1, 1), (1, 1))), (2, ((1, 1), (1, 1))),
+                                            (2, ((0, 0), (0, 0)))])
 def test_second_derivatives_match_xla_conv(kernel, padding):
     """R1 and path length differentiate the input gradient in the weights: the mirrored conv in
     the backward pass (and, over-padded, the forward conv routed through conv2d again) must give
@@ -125,6 +128,20 @@ def test_an_over_padded_weight_gradient_is_one_matmul_on_cpu_only():
         module = jax.export.export(weight_gradient, platforms=[platform])(x, w).mlir_module()
         assert module.count("stablehlo.convolution") == convolutions, platform
         assert module.count("stablehlo.dot_general") == dots, platform
+
+
+def test_an_under_padded_conv_is_widened_and_cropped_on_cpu_only():
+    """XLA CPU ran a conv that shrinks its input (a 2x2 kernel, unpadded) at a third of the speed
+    of the same conv padded to kernel - 1; on CPU it is padded on the far side and cropped."""
+    x = jax.ShapeDtypeStruct((8, 17, 17, 4), jnp.float32)
+    w = jax.ShapeDtypeStruct((2, 2, 4, 4), jnp.float32)
+    forward = jax.jit(lambda x, w: conv2d(x, w, ((0, 0), (0, 0))))
+    for platform, conv_output in (("cpu", "8x17x17x4"), ("cuda", "8x16x16x4")):
+        module = jax.export.export(forward, platforms=[platform])(x, w).mlir_module()
+        convolutions = [line for line in module.splitlines() if "stablehlo.convolution" in line]
+        assert len(convolutions) == 1, platform
+        assert f"-> tensor<{conv_output}xf32>" in convolutions[0], platform
+        assert forward(jnp.zeros(x.shape), jnp.zeros(w.shape)).shape == (8, 16, 16, 4)
 
 
 CHUNKS_ON_DEVICES = """
