@@ -141,7 +141,7 @@ def test_an_under_padded_conv_is_widened_and_cropped_on_cpu_only():
         convolutions = [line for line in module.splitlines() if "stablehlo.convolution" in line]
         assert len(convolutions) == 1, platform
         assert f"-> tensor<{conv_output}xf32>" in convolutions[0], platform
-        assert forward(jnp.zeros(x.shape), jnp.zeros(w.shape)).shape == (8, 16, 16, 4)
+    assert forward(jnp.zeros(x.shape), jnp.zeros(w.shape)).shape == (8, 16, 16, 4)
 
 
 CHUNKS_ON_DEVICES = """
