@@ -17,9 +17,9 @@ TEMPORARY = 8192 * 2048 * 4  # bytes of the program's intermediate: 64 MiB, over
 
 # In a fresh process (the settings are process-wide): a program whose intermediate (tanh(a @ b),
 # not fusible into the second product) is a temporary buffer of XLA's; the page faults of each
-# of the last twelve of sixteen calls. The heap still grows now and then after the first call:
-# a small allocation may split the freed block before the next call asks for it, more often on
-# a loaded machine (a run in CI faulted two calls of three in a row), so the tests judge the
+# of the last twelve of sixteen calls. The heap still grows now and then after the first call
+# (the freed block is not always free and whole when the next call asks for it), more often on
+# a loaded machine: a run in CI faulted two calls of three in a row. So the tests judge the
 # typical call, the median, not every call.
 _SCRIPT = """
 import json, resource
