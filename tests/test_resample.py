@@ -34,6 +34,47 @@ def test_upfirdn2d_matches_reference(up, down, pad, gain):
     assert_close(got, want)
 
 
+def _matrix(linear, shape):
+    """The matrix of a linear map of arrays of `shape`, one basis array per column."""
+    basis = np.eye(int(np.prod(shape))).reshape(-1, *shape)
+    return np.stack([linear(b).ravel() for b in basis], axis=1)
+
+
+@pytest.mark.parametrize("up,down,pad,taps", [
+    (1, 1, (0, 0), (1, 2, 4)), (2, 1, (2, 1), (1, 3, 3, 1)), (1, 2, (1, 1), (1, 3, 3, 1)),
+    (1, 2, (2, 2), (1, 2, 4)), (1, 2, (2, 1), (1, 2, 4)), (1, 3, (1, 0), (1, 5, 2, 1)),
+    (1, 1, (2, -1), (1, 2, 4))])
+def test_upfirdn2d_first_and_second_derivatives_match_its_matrix(up, down, pad, taps):
+    """upfirdn2d is linear, so the reference applied to each basis image gives its matrix M:
+    grad sum(sin(Mx)) = M^T cos(Mx), and differentiating sum(sin(that)) once more gives
+    M^T (-sin(Mx) * M cos(M^T cos(Mx))). Asymmetric taps catch a mirrored filter."""
+    shape = (5, 6, 2)
+    m = _matrix(lambda b: ref.upfirdn2d(b, ref.filter2d(taps), up, down, pad), shape)
+    x = RNG.standard_normal(shape)
+
+    def linear(x):
+        return upfirdn2d(x[None], setup_filter(taps), up=up, down=down, padding=pad)
+
+    def first(x):
+        return jax.grad(lambda x: jnp.sum(jnp.sin(linear(x))))(x)
+
+    u = m @ x.ravel()
+    x32 = jnp.asarray(x, jnp.float32)
+    assert_close(np.ravel(first(x32)), m.T @ np.cos(u), 1e-5)
+    second = jax.grad(lambda x: jnp.sum(jnp.sin(first(x))))(x32)
+    assert_close(np.ravel(second), m.T @ (-np.sin(u) * (m @ np.cos(m.T @ np.cos(u)))), 1e-5)
+
+
+def test_the_filters_gradient_pads_one_buffer_per_pass_not_one_per_tap():
+    """Autodiff's transpose of the shifted slices pads each to the input's size (four
+    buffers per pass); the custom backward pads dy once per pass."""
+    _, vjp = jax.vjp(lambda x: upfirdn2d(x, setup_filter(), down=2, padding=(1, 1)), jnp.ones((1, 8, 8, 2)))
+    equations = jax.make_jaxpr(vjp)(jnp.ones((1, 4, 4, 2))).eqns
+    growing = [e for e in equations if e.primitive.name == "pad"
+               and e.outvars[0].aval.size > e.invars[0].aval.size]
+    assert len(growing) == 2
+
+
 def test_upsample_and_downsample_shapes_and_dc_gain():
     x = jnp.ones((1, 8, 8, 2))
     up = upsample2d(x, setup_filter())

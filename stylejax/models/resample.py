@@ -7,7 +7,9 @@ custom kernels: XLA fuses the separable filter passes with their neighbours.
 """
 
 from collections.abc import Sequence
+from functools import partial
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -32,14 +34,38 @@ def _filter_axis(x: jnp.ndarray, f: np.ndarray, axis: int, down: int) -> jnp.nda
     XLA fuses the slices into one elementwise loop, which on CPU is an order
     of magnitude faster than its grouped-convolution path.
     """
-    taps = f[::-1]
-    count = (x.shape[axis] - taps.size) // down + 1
+    taps = tuple(float(t) for t in f)
+    count = (x.shape[axis] - len(taps)) // down + 1
+    x = lax.slice_in_dim(x, 0, (count - 1) * down + len(taps), axis=axis)  # the samples read
+    return _fir_pass(x, taps, axis, down)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _fir_pass(x, taps, axis, down):
+    """_filter_axis over an input whose every sample is read."""
+    count = (x.shape[axis] - len(taps)) // down + 1
     out = None
-    for i, tap in enumerate(taps):
+    for i, tap in enumerate(reversed(taps)):
         part = lax.slice_in_dim(x, i, i + (count - 1) * down + 1, stride=down, axis=axis)
         part = part * jnp.asarray(tap, x.dtype)
         out = part if out is None else out + part
     return out
+
+
+def _fir_pass_forward(x, taps, axis, down):
+    return _fir_pass(x, taps, axis, down), None
+
+
+def _fir_pass_backward(taps, axis, down, _, dy):
+    """The same pass with mirrored taps over dy, zero-inserted and padded by taps - 1: one
+    fused loop. Autodiff's transpose pads every slice to the input's size and adds them up,
+    one buffer per tap, which made these passes 5% of D main (benchmarks/RESULTS.md)."""
+    padding = [(0, 0, 0)] * dy.ndim
+    padding[axis] = (len(taps) - 1, len(taps) - 1, down - 1)
+    return (_fir_pass(lax.pad(dy, jnp.zeros((), dy.dtype), padding), taps[::-1], axis, 1),)
+
+
+_fir_pass.defvjp(_fir_pass_forward, _fir_pass_backward)
 
 
 def upfirdn2d(x: jnp.ndarray, f: np.ndarray, up: int = 1, down: int = 1,
