@@ -148,9 +148,9 @@ def _conv_down_space_to_depth(x, w, down):
     Output o reads x[down*o + t], t < k; with t = down*e + r that is block o + e, phase r, so the
     k x k kernel, zero-padded to whole blocks, becomes a ceil(k/down)-square kernel over down^2
     times the channels: 16/9 the multiplies for 3x3, down 2.  But every derivative is a
-    stride-1 conv whose padding (0, taps - 1) stays within what XLA CPU runs in its fast conv
-    library; the strided conv's R1 double gradient fell back to a generic kernel (the R1 phase
-    took twice as long).
+    stride-1 conv, which conv2d keeps in XLA CPU's fast conv library (on CPU it pads this
+    'valid' conv to (0, taps - 1) and crops); the strided conv's R1 double gradient fell back to
+    a generic kernel (the R1 phase took twice as long).
     """
     n, size, _, in_channels = x.shape
     k, out_channels = int(w.shape[0]), int(w.shape[-1])
@@ -163,8 +163,7 @@ def _conv_down_space_to_depth(x, w, down):
     w = jnp.pad(w, ((0, taps * down - k), (0, taps * down - k), (0, 0), (0, 0)))
     w = w.reshape(taps, down, taps, down, -1, out_channels).transpose(0, 2, 1, 3, 4, 5)
     w = w.reshape(taps, taps, -1, out_channels)
-    pad = (0, taps - 1)
-    return _conv(x, w, padding=(pad, pad))[:, :out_len, :out_len]
+    return _conv(x, w)[:, :out_len, :out_len]
 
 
 def _phase_matrix(kernel_size: int, up: int) -> tuple[int, np.ndarray]:
