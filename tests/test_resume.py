@@ -9,9 +9,7 @@ import signal
 import subprocess
 import time
 
-import jax
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from stylejax.checkpoints import Checkpoints, load_generator
 from stylejax.data.pipeline import InputPipeline
@@ -41,20 +39,7 @@ def data_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def compile_cache(tmp_path_factory) -> str:
-    """A persistent compilation cache for this module and its subprocesses: the train step of
-    the tiny config compiles in about 30 s on a busy CPU and loads from the cache in about 1."""
-    path = str(tmp_path_factory.mktemp("jax_cache"))
-    previous = jax.config.jax_compilation_cache_dir
-    jax.config.update("jax_compilation_cache_dir", path)
-    compilation_cache.reset_cache()
-    yield path
-    jax.config.update("jax_compilation_cache_dir", previous)
-    compilation_cache.reset_cache()
-
-
-@pytest.fixture(scope="module")
-def reference(data_dir, compile_cache, tmp_path_factory):
+def reference(data_dir, tmp_path_factory):
     """The final state of an uninterrupted run of STEPS steps, as flat leaves."""
     state = train(run_config(data_dir, STEPS), str(tmp_path_factory.mktemp("reference")))
     assert int(state.step) == STEPS
@@ -77,9 +62,9 @@ def wait_for(predicate, proc, log_path, timeout=300.0, poll=0.005):
         time.sleep(poll)
 
 
-def start_main(workdir, data_dir, cache, log_path, *overrides):
+def start_main(workdir, data_dir, log_path, *overrides):
     with open(log_path, "w") as log:
-        return subprocess.Popen(main_command(workdir, data_dir, *overrides), env=subprocess_env(cache=cache),
+        return subprocess.Popen(main_command(workdir, data_dir, *overrides), env=subprocess_env(),
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -105,10 +90,9 @@ def test_rerun_with_another_architecture_is_refused_and_costs_nothing(data_dir, 
     assert snapshot(tmp_path) == before  # checkpoints, config.json and logs untouched
 
 
-def test_sigkill_then_rerun_resumes_from_the_last_complete_checkpoint(reference, data_dir, compile_cache,
-                                                                    tmp_path):
+def test_sigkill_then_rerun_resumes_from_the_last_complete_checkpoint(reference, data_dir, tmp_path):
     log_path = tmp_path / "killed.log"
-    proc = start_main(tmp_path, data_dir, compile_cache, log_path)
+    proc = start_main(tmp_path, data_dir, log_path)
 
     def saving_after_the_first() -> bool:  # kill while a save is being written, if we catch one
         entries = os.listdir(tmp_path / "checkpoints") if (tmp_path / "checkpoints").is_dir() else []
@@ -121,16 +105,16 @@ def test_sigkill_then_rerun_resumes_from_the_last_complete_checkpoint(reference,
     complete = committed_steps(tmp_path)
     assert complete and max(complete) < STEPS
 
-    rerun = subprocess.run(main_command(tmp_path, data_dir), env=subprocess_env(cache=compile_cache),
+    rerun = subprocess.run(main_command(tmp_path, data_dir), env=subprocess_env(),
                            capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resuming from the checkpoint of step {max(complete)} " in rerun.stderr
     assert_bitwise_equal(flat_leaves(restore_state(tmp_path, run_config())), reference)
 
 
-def test_sigterm_saves_the_step_it_stopped_at(data_dir, compile_cache, tmp_path):
+def test_sigterm_saves_the_step_it_stopped_at(data_dir, tmp_path):
     log_path = tmp_path / "run.log"
-    proc = start_main(tmp_path, data_dir, compile_cache, log_path, "--config.num_train_steps=1000",
+    proc = start_main(tmp_path, data_dir, log_path, "--config.num_train_steps=1000",
                       "--config.checkpoint_every_steps=0")  # no periodic saves: only the signal's
     wait_for(lambda: "step 2/1000" in log_path.read_text(), proc, log_path)
     proc.send_signal(signal.SIGTERM)
@@ -145,9 +129,9 @@ def test_sigterm_saves_the_step_it_stopped_at(data_dir, compile_cache, tmp_path)
     assert int(restore_state(tmp_path, run_config()).step) == step
 
 
-def test_second_ctrl_c_aborts_at_once(data_dir, compile_cache, tmp_path):
+def test_second_ctrl_c_aborts_at_once(data_dir, tmp_path):
     log_path = tmp_path / "run.log"
-    proc = start_main(tmp_path, data_dir, compile_cache, log_path, "--config.num_train_steps=1000",
+    proc = start_main(tmp_path, data_dir, log_path, "--config.num_train_steps=1000",
                       "--config.checkpoint_every_steps=0")
     wait_for(lambda: "step 1/1000" in log_path.read_text(), proc, log_path)
     proc.send_signal(signal.SIGINT)
