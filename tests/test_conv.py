@@ -1,4 +1,5 @@
-"""The stride-1 convolution with a chunked weight gradient, against loop-based numpy gradients."""
+"""The stride-1 convolution with a chunked or matmul weight gradient, against loop-based numpy
+gradients."""
 
 import os
 import subprocess
@@ -53,15 +54,16 @@ def test_samples_per_chunk_is_the_largest_divisor_that_fits():
     (2, ((0, 1), (0, 1))),   # the discriminator's space-to-depth conv
     (1, ((0, 0), (0, 0))),   # toRGB / fromRGB
     (3, ((0, 2), (2, 0))),   # asymmetric
-    (2, ((1, 1), (1, 1))),   # over-padded, the up-conv's phase kernel: weight gradient over views
+    (2, ((1, 1), (1, 1))),   # over-padded, the up-conv's phase kernel
     (2, ((0, 0), (0, 0))),   # under-padded, the up-conv's input gradient: widened, then cropped
     (3, ((1, 0), (0, 0))),   # under-padded, both axes, asymmetric
 ])
-def test_chunked_gradients_match_the_reference(kernel, padding):
-    """5 samples of 24x24 rows: chunks of one sample (576 rows; 3 would fit, but do not divide 5),
-    or for the over-padded conv one matmul over shifted views."""
-    x = RNG.standard_normal((5, 24, 24, 3)).astype(np.float32)
-    w = RNG.standard_normal((kernel, kernel, 3, 4)).astype(np.float32)
+@pytest.mark.parametrize("in_channels,out_channels", [(3, 4), (4, 3)])  # views of x / of dy
+def test_gradients_match_the_reference(kernel, padding, in_channels, out_channels):
+    """5 samples of 24x24 rows: for 3x3 kernels, chunks of one sample (576 rows; 3 would fit, but
+    do not divide 5); for at most 2x2 taps, one matmul over shifted views."""
+    x = RNG.standard_normal((5, 24, 24, in_channels)).astype(np.float32)
+    w = RNG.standard_normal((kernel, kernel, in_channels, out_channels)).astype(np.float32)
     out = conv2d(jnp.asarray(x), jnp.asarray(w), padding)
     cotangent = RNG.standard_normal(out.shape)
     assert samples_per_chunk(5, out.shape[1] * out.shape[2]) == 1
@@ -71,14 +73,15 @@ def test_chunked_gradients_match_the_reference(kernel, padding):
     assert_close(dw, expected_dw)
 
 
-@pytest.mark.parametrize("kernel,padding", [(3, ((1, 1), (1, 1))), (2, ((1, 1), (1, 1))),
-                                            (2, ((0, 0), (0, 0)))])
-def test_second_derivatives_match_xla_conv(kernel, padding):
+@pytest.mark.parametrize("kernel,padding,in_channels,out_channels", [
+    (3, ((1, 1), (1, 1)), 3, 5), (2, ((1, 1), (1, 1)), 3, 5),
+    (2, ((0, 0), (0, 0)), 3, 5), (2, ((0, 0), (0, 0)), 5, 3), (1, ((0, 0), (0, 0)), 5, 3)])
+def test_second_derivatives_match_xla_conv(kernel, padding, in_channels, out_channels):
     """R1 and path length differentiate the input gradient in the weights: the mirrored conv in
-    the backward pass (and, over-padded, the forward conv routed through conv2d again) must give
+    the backward pass (and, with views, the forward conv routed through conv2d again) must give
     lax's own second derivatives."""
-    x = jnp.asarray(RNG.standard_normal((8, 24, 24, 3)), jnp.float32)
-    w = jnp.asarray(RNG.standard_normal((kernel, kernel, 3, 5)) * 0.3, jnp.float32)
+    x = jnp.asarray(RNG.standard_normal((8, 24, 24, in_channels)), jnp.float32)
+    w = jnp.asarray(RNG.standard_normal((kernel, kernel, in_channels, out_channels)) * 0.3, jnp.float32)
 
     def lax_conv(x, w, padding):
         return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=NHWC)
@@ -118,12 +121,17 @@ def test_only_the_cpu_lowering_splits_the_weight_gradient():
         assert module.count("stablehlo.convolution") == convolutions, platform
 
 
-def test_an_over_padded_weight_gradient_is_one_matmul_on_cpu_only():
-    """XLA CPU's weight-gradient conv of a conv padded past kernel - 1 in total ran at 1% of the
-    peak; on CPU it is one dot over the kernel's shifted views, elsewhere XLA's conv."""
-    x = jax.ShapeDtypeStruct((8, 16, 16, 4), jnp.float32)
-    w = jax.ShapeDtypeStruct((2, 2, 4, 4), jnp.float32)
-    weight_gradient = jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, ((1, 1), (1, 1)))), 1))
+@pytest.mark.parametrize("kernel,padding,in_channels,out_channels", [
+    (2, ((1, 1), (1, 1)), 4, 8),  # over-padded: XLA CPU's weight-gradient conv ran at 1% of the peak
+    (2, ((0, 0), (0, 0)), 8, 4),  # the space-to-depth conv: 1.9x faster than chunks
+    (1, ((0, 0), (0, 0)), 4, 8),  # 1x1: 2x faster than chunks
+])
+def test_a_weight_gradient_over_views_is_one_matmul_on_cpu_only(kernel, padding, in_channels,
+                                                                 out_channels):
+    """On CPU one dot over the kernel's shifted views, elsewhere XLA's conv."""
+    x = jax.ShapeDtypeStruct((8, 16, 16, in_channels), jnp.float32)
+    w = jax.ShapeDtypeStruct((kernel, kernel, in_channels, out_channels), jnp.float32)
+    weight_gradient = jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, padding)), 1))
     for platform, convolutions, dots in (("cpu", 0, 1), ("cuda", 1, 0)):
         module = jax.export.export(weight_gradient, platforms=[platform])(x, w).mlir_module()
         assert module.count("stablehlo.convolution") == convolutions, platform
