@@ -51,11 +51,11 @@ def test_samples_per_chunk_is_the_largest_divisor_that_fits():
 
 @pytest.mark.parametrize("kernel,padding", [
     (3, ((1, 1), (1, 1))),   # 'same', the networks' 3x3 layers
-    (2, ((0, 1), (0, 1))),   # the discriminator's space-to-depth conv
-    (1, ((0, 0), (0, 0))),   # toRGB / fromRGB
+    (2, ((0, 1), (0, 1))),   # 2x2 padded to kernel - 1 on the far side, as the CPU widens it
+    (1, ((0, 0), (0, 0))),   # toRGB / fromRGB / skip
     (3, ((0, 2), (2, 0))),   # asymmetric
     (2, ((1, 1), (1, 1))),   # over-padded, the up-conv's phase kernel
-    (2, ((0, 0), (0, 0))),   # under-padded, the up-conv's input gradient: widened, then cropped
+    (2, ((0, 0), (0, 0))),   # under-padded: the space-to-depth conv, the up-conv's input gradient
     (3, ((1, 0), (0, 0))),   # under-padded, both axes, asymmetric
 ])
 @pytest.mark.parametrize("in_channels,out_channels", [(3, 4), (4, 3)])  # views of x / of dy
