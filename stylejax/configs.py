@@ -43,6 +43,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.channel_max = 512
     config.model.mapping_layers = 8
     config.model.modconv = "shared"  # or "fused"
+    config.model.use_noise = True  # per-pixel noise inputs to every synthesis layer, as official
     config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps float32 params
     config.model.mbstd_group_size = 4
     config.model.mbstd_num_channels = 1

@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import pytest
+
+from stylejax.checkpoints.generator import load_generator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.model.channel_base=256", "--config.model.channel_max=32", "--config.model.z_dim=32",
@@ -30,6 +33,9 @@ def test_default_experiment_smoke(tmp_path):
     assert (run / "samples" / "step_0000003.png").exists()
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(run))
     assert "step 3/3" in result.stderr and "img/s" in result.stderr
+    generator = load_generator(str(run))  # the default generator has no noise inputs to restore
+    assert generator.step == 3 and not generator.variables["noise_consts"]
+    assert generator.G.apply(generator.variables, jnp.zeros((2, 32))).shape == (2, 16, 16, 3)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -2,6 +2,7 @@
 
 import math
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -127,6 +128,22 @@ def test_noise_modes(small_g):
     np.testing.assert_array_equal(synth("none"), synth("none", jax.random.PRNGKey(5)))
     assert not np.allclose(synth("random"), synth("random", jax.random.PRNGKey(5)))
     assert not np.allclose(synth("const"), synth("none"))
+
+
+def test_generator_without_noise_inputs_is_the_noise_free_generator(small_g):
+    G, v, z = small_g
+    v = unit_noise_strength(v)  # so that a noise input left in would show
+    quiet = Generator(mapping_layers=2, use_noise=False, **SMALL)
+    quiet_shapes = abstract_variables(quiet, z)
+    assert set(quiet_shapes) == {"params", "stats"}  # no constant noise either
+    num_layers = 7  # 4x4: one conv; 8, 16, 32: two each
+    assert count(quiet_shapes["params"]) == 2_284_307 - num_layers  # one noise strength per layer
+    flat = flax.traverse_util.flatten_dict(v["params"])
+    params = flax.traverse_util.unflatten_dict({k: x for k, x in flat.items() if k[-1] != "noise_strength"})
+    expected = G.apply(v, z, noise_mode="none")
+    for mode, key in (("random", KEY), ("random", jax.random.PRNGKey(5)), ("const", KEY)):
+        image = quiet.apply({"params": params, "stats": v["stats"]}, z, noise_mode=mode, rngs={"noise": key})
+        np.testing.assert_array_equal(image, expected)
 
 
 def test_random_noise_differs_between_layers(small_g):

@@ -68,8 +68,8 @@ def load_generator(workdir: str, step: int | str | None = None,
         shapes = jax.tree_util.tree_map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), shapes)
         target = {"ema_params": shapes["params"], "g_stats": shapes["stats"],
-                  "noise_consts": shapes["noise_consts"]}
+                  "noise_consts": shapes.get("noise_consts", {})}
         restored = checkpoints.restore(target, step, partial=True)
     variables = {"params": restored["ema_params"], "stats": restored["g_stats"],
-                 "noise_consts": restored["noise_consts"]}
+                 "noise_consts": restored.get("noise_consts", {})}
     return TrainedGenerator(G, variables, step, config)

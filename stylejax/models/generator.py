@@ -16,7 +16,8 @@ class Generator(nn.Module):
     """G(z, c) -> images NHWC in about [-1, 1], float32.
 
     Variables: 'params' (trained), 'stats' (w_avg) and 'noise_consts' (the
-    fixed noise of noise_mode='const').  Random noise needs a 'noise' rng.
+    fixed noise of noise_mode='const'; none with use_noise=False).  Random
+    noise needs a 'noise' rng.
     Keyword names and defaults follow the official implementation; `modconv`
     picks the modulated-conv form and `dtype` the compute dtype.
     """
@@ -32,6 +33,7 @@ class Generator(nn.Module):
     mapping_lr_multiplier: float = 0.01
     w_avg_beta: float = 0.995
     modconv: str = "shared"
+    use_noise: bool = True
     dtype: Any = jnp.float32
 
     def __post_init__(self):
@@ -58,7 +60,7 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNetwork(
             w_dim=self.w_dim, resolution=self.resolution, img_channels=self.img_channels,
             channel_base=self.channel_base, channel_max=self.channel_max,
-            modconv=self.modconv, dtype=self.dtype)
+            modconv=self.modconv, use_noise=self.use_noise, dtype=self.dtype)
 
     def map_latents(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None,
                     update_emas: bool = False) -> jnp.ndarray:

@@ -25,7 +25,8 @@ class SynthesisLayer(nn.Module):
 
     Random noise draws from the 'noise' rng stream; flax folds the layer's
     path into the key, so every layer gets different noise.  The constant
-    noise is a fixed buffer in the 'noise_consts' collection.
+    noise is a fixed buffer in the 'noise_consts' collection.  Without noise
+    inputs the layer has neither, and noise_mode changes nothing.
     """
 
     features: int
@@ -33,6 +34,7 @@ class SynthesisLayer(nn.Module):
     up: int = 1
     kernel_size: int = 3
     modconv: str = "shared"
+    use_noise: bool = True
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
     dtype: Any = jnp.float32
 
@@ -42,22 +44,33 @@ class SynthesisLayer(nn.Module):
         k = self.kernel_size
         styles = EqualDense(in_channels, bias_init=1.0, name="affine", dtype=self.dtype)(w)
         weight = self.param("weight", nn.initializers.normal(1.0), (k, k, in_channels, self.features))
-        noise_const = self.variable(
-            "noise_consts", "noise_const",
-            lambda: jax.random.normal(self.make_rng("params"), (self.resolution, self.resolution)))
-        noise_strength = self.param("noise_strength", nn.initializers.zeros, ())
+        noise = self._noise_variables() if self.use_noise else None
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
 
         x = modulated_conv2d(x.astype(self.dtype), weight, styles, up=self.up, padding=k // 2,
                              resample_filter=setup_filter(self.resample_filter), form=self.modconv)
         check_noise_mode(noise_mode)
+        if noise is not None:
+            x = self._add_noise(x, *noise, noise_mode)
+        return bias_act(x, bias, "lrelu")
+
+    def _noise_variables(self) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """The constant noise and the learned strength, made before the bias: flax draws each
+        variable's init key in creation order, so a seed keeps initialising the same values."""
+        noise_const = self.variable(
+            "noise_consts", "noise_const",
+            lambda: jax.random.normal(self.make_rng("params"), (self.resolution, self.resolution)))
+        return noise_const.value, self.param("noise_strength", nn.initializers.zeros, ())
+
+    def _add_noise(self, x: jnp.ndarray, noise_const: jnp.ndarray, noise_strength: jnp.ndarray,
+                   noise_mode: str) -> jnp.ndarray:
         if noise_mode == "random":
             shape = (x.shape[0], self.resolution, self.resolution, 1)
             noise = jax.random.normal(self.make_rng("noise"), shape, jnp.float32)
-            x = x + (noise * noise_strength).astype(x.dtype)
-        elif noise_mode == "const":
-            x = x + (noise_const.value[None, :, :, None] * noise_strength).astype(x.dtype)
-        return bias_act(x, bias, "lrelu")
+            return x + (noise * noise_strength).astype(x.dtype)
+        if noise_mode == "const":
+            return x + (noise_const[None, :, :, None] * noise_strength).astype(x.dtype)
+        return x
 
 
 class ToRGB(nn.Module):
@@ -89,6 +102,7 @@ class SynthesisBlock(nn.Module):
     resolution: int
     img_channels: int
     modconv: str = "shared"
+    use_noise: bool = True
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
     dtype: Any = jnp.float32
 
@@ -103,7 +117,7 @@ class SynthesisBlock(nn.Module):
     @nn.compact
     def __call__(self, x, img, ws, noise_mode: str = "random"):
         layer = dict(features=self.features, resolution=self.resolution, modconv=self.modconv,
-                     resample_filter=self.resample_filter, dtype=self.dtype)
+                     use_noise=self.use_noise, resample_filter=self.resample_filter, dtype=self.dtype)
         if self.is_first:
             const = self.param("const", nn.initializers.normal(1.0), (4, 4, self.features))
             x = jnp.broadcast_to(const.astype(self.dtype), (ws.shape[0], 4, 4, self.features))
@@ -127,6 +141,7 @@ class SynthesisNetwork(nn.Module):
     channel_base: int = 32768
     channel_max: int = 512
     modconv: str = "shared"
+    use_noise: bool = True
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -136,8 +151,8 @@ class SynthesisNetwork(nn.Module):
         for level in range(2, log2(self.resolution) + 1):
             res = 2 ** level
             block = SynthesisBlock(channels_at(res, self.channel_base, self.channel_max), res,
-                                   self.img_channels, modconv=self.modconv, dtype=self.dtype,
-                                   name=f"b{res}")
+                                   self.img_channels, modconv=self.modconv,
+                                   use_noise=self.use_noise, dtype=self.dtype, name=f"b{res}")
             x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + 1], noise_mode)
             w_idx += block.num_conv
         return img

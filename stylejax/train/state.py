@@ -46,6 +46,7 @@ def build_networks(config: ml_collections.ConfigDict, c_dim: int,
     shared = dict(c_dim=c_dim, resolution=config.resolution, img_channels=img_channels,
                   channel_base=m.channel_base, channel_max=m.channel_max, dtype=dtype)
     G = Generator(z_dim=m.z_dim, w_dim=m.w_dim, mapping_layers=m.mapping_layers, modconv=m.modconv,
+                  use_noise=m.get("use_noise", True),  # runs from before the key all had noise
                   **shared)
     D = Discriminator(architecture=m.d_architecture, mbstd_group_size=m.mbstd_group_size,
                       mbstd_num_channels=m.mbstd_num_channels, **shared)
@@ -89,7 +90,7 @@ def create_train_state(config: ml_collections.ConfigDict, G: Generator, D: Discr
         step=jnp.zeros((), jnp.int32),
         g_params=g_vars["params"], d_params=d_params,
         ema_params=jax.tree_util.tree_map(jnp.copy, g_vars["params"]),  # own buffers: donated apart
-        g_stats=g_vars["stats"], noise_consts=g_vars["noise_consts"],
+        g_stats=g_vars["stats"], noise_consts=g_vars.get("noise_consts", {}),
         g_opt_state=g_opt.init(g_vars["params"]), d_opt_state=d_opt.init(d_params),
         pl_mean=jnp.zeros((), jnp.float32), ada_p=jnp.zeros((), jnp.float32),
         nonfinite_streak=jnp.zeros((), jnp.int32), nonfinite_total=jnp.zeros((), jnp.int32))
