@@ -7,9 +7,11 @@ The train step's time is mostly convolutions; this separates the three
 convolutions each layer costs in training, so that a slow one (on XLA CPU, the
 weight gradient) shows up on its own; weight_gradient_chunked is the same gradient
 through stylejax.models.conv, as the networks take it (summed over batch chunks on
-CPU). 'same' 3x3, stride 1, NHWC / HWIO, as the networks run them (the up-conv's
-polyphase kernel is 3x3 with 4x the output channels at the input resolution:
---out-channels 512 --size 16).
+CPU). The two matmul bounds are the weight gradient as matmuls over operands made for
+free: nine per-tap [in, rows] @ [rows, out] (one timed, x 9), or one [9 in, rows] @ [rows, out]
+over im2col patches, whose operand is nine times the input. 'same' 3x3, stride 1, NHWC / HWIO,
+as the networks run them (the up-conv's polyphase kernel is 3x3 with 4x the output channels at
+the input resolution: --out-channels 512 --size 16).
 """
 
 import argparse
@@ -17,6 +19,7 @@ import json
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from bench_train import matmul_peak_flops
 from jax import lax
@@ -55,6 +58,7 @@ def main():
     x = jax.random.normal(keys[0], (args.batch, args.size, args.size, args.in_channels))
     w = jax.random.normal(keys[1], (3, 3, args.in_channels, args.out_channels)) * 0.03
     dy = jax.random.normal(keys[2], (args.batch, args.size, args.size, args.out_channels))
+    rows, dy_rows = x.reshape(-1, args.in_channels), dy.reshape(-1, args.out_channels)
     seconds = {
         "forward": median_seconds(conv, x, w, repeats=args.repeats),
         "input_gradient": median_seconds(lambda w, dy: jax.vjp(lambda x: conv(x, w), x)[1](dy)[0],
@@ -64,6 +68,9 @@ def main():
         "weight_gradient_chunked": median_seconds(
             lambda x, dy: jax.vjp(lambda w: conv2d(x, w, ((1, 1), (1, 1))), w)[1](dy)[0],
             x, dy, repeats=args.repeats),
+        "tap_matmul_bound": 9 * median_seconds(jnp.matmul, rows.T, dy_rows, repeats=args.repeats),
+        "im2col_matmul_bound": median_seconds(
+            jnp.matmul, jnp.tile(rows.T, (9, 1)), dy_rows, repeats=args.repeats),
     }
     flops = 2 * args.batch * args.size ** 2 * 9 * args.in_channels * args.out_channels
     peak = matmul_peak_flops(2048 if jax.default_backend() == "cpu" else 8192)
