@@ -71,5 +71,5 @@ def load_generator(workdir: str, step: int | str | None = None,
                   "noise_consts": shapes.get("noise_consts", {})}
         restored = checkpoints.restore(target, step, partial=True)
     variables = {"params": restored["ema_params"], "stats": restored["g_stats"],
-                 "noise_consts": restored.get("noise_consts", {})}
+                 "noise_consts": restored["noise_consts"]}
     return TrainedGenerator(G, variables, step, config)
