@@ -36,6 +36,7 @@ def benchmark_config(args):
     config = base_config()
     config.resolution = args.resolution
     config.batch_size = args.batch
+    config.device_batch = args.device_batch
     config.model.update(channel_base=args.channel_base, channel_max=args.channel_max,
                         mapping_layers=args.mapping, z_dim=512, w_dim=512, dtype=args.dtype,
                         modconv=args.modconv, mbstd_group_size=4)
@@ -122,6 +123,9 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channel-max", type=int, default=128)
     parser.add_argument("--mapping", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--device-batch", type=int, default=None,
+                        help="images per device in one round (config.device_batch); "
+                             "default: the whole share in one round")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--modconv", choices=("shared", "fused"), default="shared")
 

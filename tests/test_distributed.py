@@ -30,7 +30,7 @@ def assert_same_parameters(a_path, b_path):
     assert set(a.files) == set(b.files)
     compared = 0
     for name in a.files:
-        if name == "devices":
+        if name in ("devices", "collectives"):
             continue
         x, y = a[name].astype(np.float64), b[name].astype(np.float64)
         # Relative to the tensor's scale: summation order differs between layouts. Adam's first
@@ -41,6 +41,20 @@ def assert_same_parameters(a_path, b_path):
         assert rel < 1e-4, (name, rel)
         compared += 1
     assert compared > 50
+
+
+def test_rounds_on_four_devices_match_one_round_on_one_device(tmp_path):
+    """config.device_batch splits each device's share into rounds whose gradients, losses and
+    w_avg updates average to the whole batch's, without moving any image between devices."""
+    one, four = tmp_path / "one.npz", tmp_path / "four.npz"
+    procs = [run(one, 1, "--no-noise"), run(four, 4, "--no-noise", "--device-batch", "4")]
+    for proc in procs:
+        finish(proc)
+    assert int(np.load(four)["devices"]) == 4
+    assert_same_parameters(four, one)
+    # A round of 4 per device, 2 rounds: the only cross-device operation is the gradients'
+    # all-reduce. Slicing rounds from the global batch would add all-to-alls.
+    assert list(np.load(four)["collectives"]) == ["all-reduce"]
 
 
 @pytest.fixture(scope="module")

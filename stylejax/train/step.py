@@ -72,6 +72,30 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
     def shard(x):
         return x if batch_sharding is None else jax.lax.with_sharding_constraint(x, batch_sharding)
 
+    num_shards = 1 if batch_sharding is None else batch_sharding.mesh.size
+    rounds = batch_size // (num_shards * config.device_batch) if config.device_batch else 1
+
+    def take_round(tree, r):
+        """Round r of a batch-sized tree: each device's r-th slice of its own share, so a round
+        stays on the devices that hold it and keeps the batch's minibatch-std groups."""
+        def piece(x):
+            parts = x.reshape(num_shards, rounds, -1, *x.shape[1:])
+            return shard(parts[:, r].reshape(-1, *x.shape[1:]))
+        return tree if rounds == 1 else jax.tree_util.tree_map(piece, tree)
+
+    def mean_over_rounds(fn, tree):
+        """fn(round of tree, round index) averaged over the rounds (the official batch_gpu).
+        fn returns round means (losses, gradients, w_avg), so their average is the batch's
+        mean.  Unrolled: convolutions inside lax.scan leave XLA CPU's fast library."""
+        outs = [fn(take_round(tree, r), r) for r in range(rounds)]
+        if rounds == 1:
+            return outs[0]
+        return jax.tree_util.tree_map(lambda *xs: sum(xs) / rounds, *outs)
+
+    def round_key(key, r):
+        """The noise inputs of round r: rounds draw their own noise, one round draws the batch's."""
+        return key if rounds == 1 else jax.random.fold_in(key, r)
+
     def latents(key, n):
         z_key, c_key = jax.random.split(key)
         z = shard(jax.random.normal(z_key, (n, G.z_dim)))
@@ -80,19 +104,23 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
             c = shard(jax.nn.one_hot(jax.random.randint(c_key, (n,), 0, G.c_dim), G.c_dim))
         return z, c
 
-    def mapping(g_params, state, z, c, key):
-        """ws with style-mixing regularisation; updates w_avg as the official training does."""
+    def mixing(key, n):
+        """(second latents, layer cutoff) of style-mixing regularisation for a batch of n;
+        (None, None) when it is off."""
+        if loss_cfg.style_mixing_prob == 0:
+            return None, None
+        z_key, cut_key, prob_key = jax.random.split(key, 3)
+        cutoff = jax.random.randint(cut_key, (), 1, num_ws)
+        cutoff = jnp.where(jax.random.uniform(prob_key) < loss_cfg.style_mixing_prob, cutoff, num_ws)
+        return shard(jax.random.normal(z_key, (n, G.z_dim))), cutoff
+
+    def mapping(g_params, state, z, c, mix_z, cutoff):
+        """ws, style-mixed with mix_z's; updates w_avg as the official training does."""
         variables = {**state.generator_variables(ema=False), "params": g_params}
         ws, updated = G.apply(variables, z, c, update_emas=True, mutable=["stats"],
                               method=G.map_latents)
-        if loss_cfg.style_mixing_prob > 0:
-            z_key, cut_key, prob_key = jax.random.split(key, 3)
-            cutoff = jax.random.randint(cut_key, (), 1, num_ws)
-            cutoff = jnp.where(jax.random.uniform(prob_key) < loss_cfg.style_mixing_prob,
-                               cutoff, num_ws)
-            other = G.apply(variables, shard(jax.random.normal(z_key, z.shape)), c,
-                            method=G.map_latents)
-            ws = mix_styles(ws, other, cutoff)
+        if mix_z is not None:
+            ws = mix_styles(ws, G.apply(variables, mix_z, c, method=G.map_latents), cutoff)
         return ws, updated["stats"]
 
     def synthesis(g_params, state, ws, key):
@@ -114,29 +142,34 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
             key = step_key(state, 0)
             z, c = latents(jax.random.fold_in(key, 0), batch_size)
             map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
+            mix_z, cutoff = mixing(map_key, batch_size)
 
-            def loss_fn(g_params):
-                ws, stats = mapping(g_params, state, z, c, map_key)
-                img = synthesis(g_params, state, ws, noise_key)
-                logits = discriminate(state.d_params, img, c)
-                return generator_loss(logits), (stats, logits)
+            def loss_fn(g_params, inputs, r):
+                ws, stats = mapping(g_params, state, inputs["z"], inputs["c"], inputs["mix_z"], cutoff)
+                img = synthesis(g_params, state, ws, round_key(noise_key, r))
+                logits = discriminate(state.d_params, img, inputs["c"])
+                return generator_loss(logits), (stats, jnp.mean(logits))
 
-            (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+            grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+            (loss, (stats, fake_score)), grads = mean_over_rounds(
+                lambda inputs, r: grad_fn(state.g_params, inputs, r), dict(z=z, c=c, mix_z=mix_z))
             ok = all_finite(loss, grads)
             params, opt_state = apply_update(ok, g_opt, grads, state.g_opt_state, state.g_params)
             state = state.replace(g_params=params, g_opt_state=opt_state,
                                   g_stats=select(ok, stats, state.g_stats))
-            return state, dict(g_loss=loss, fake_score_g=jnp.mean(logits)), ok
+            return state, dict(g_loss=loss, fake_score_g=fake_score), ok
 
     def g_reg(state, ok):
+        """In one round: each round would update the path-length mean the penalty uses."""
         with jax.named_scope("g_reg"):
             key = step_key(state, 1)
             n = batch_size // loss_cfg.pl_batch_shrink
             z, c = latents(jax.random.fold_in(key, 0), n)
             map_key, noise_key, probe_key = jax.random.split(jax.random.fold_in(key, 1), 3)
+            mix_z, cutoff = mixing(map_key, n)
 
             def loss_fn(g_params):
-                ws, stats = mapping(g_params, state, z, c, map_key)
+                ws, stats = mapping(g_params, state, z, c, mix_z, cutoff)
                 lengths = path_lengths(lambda w: synthesis(g_params, state, w, noise_key), ws,
                                        probe_key)
                 penalty, pl_mean = path_length_penalty(lengths, state.pl_mean, loss_cfg.pl_decay)
@@ -157,39 +190,48 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
             key = step_key(state, 2)
             z, c = latents(jax.random.fold_in(key, 0), batch_size)
             map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
-            ws, stats = mapping(state.g_params, state, z, c, map_key)
-            fake = jax.lax.stop_gradient(synthesis(state.g_params, state, ws, noise_key))
+            mix_z, cutoff = mixing(map_key, batch_size)
             real_c = batch["label"] if G.c_dim else None
 
-            def loss_fn(d_params):
-                fake_logits = discriminate(d_params, fake, c)
-                real_logits = discriminate(d_params, batch["image"], real_c)
-                return discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
+            def loss_fn(d_params, inputs, r):
+                ws, stats = mapping(state.g_params, state, inputs["z"], inputs["c"], inputs["mix_z"],
+                                    cutoff)
+                fake = jax.lax.stop_gradient(
+                    synthesis(state.g_params, state, ws, round_key(noise_key, r)))
+                fake_logits = discriminate(d_params, fake, inputs["c"])
+                real_logits = discriminate(d_params, inputs["image"], inputs["real_c"])
+                loss = discriminator_loss(real_logits, fake_logits)
+                return loss, (stats, jnp.mean(real_logits), jnp.mean(fake_logits))
 
-            (loss, (real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                state.d_params)
+            grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+            inputs = dict(z=z, c=c, mix_z=mix_z, image=batch["image"], real_c=real_c)
+            (loss, (stats, real_score, fake_score)), grads = mean_over_rounds(
+                lambda inputs, r: grad_fn(state.d_params, inputs, r), inputs)
             ok_d = all_finite(loss, grads)
             params, opt_state = apply_update(ok_d, d_opt, grads, state.d_opt_state, state.d_params)
             state = state.replace(d_params=params, d_opt_state=opt_state,
                                   g_stats=select(ok_d, stats, state.g_stats))
-            metrics = dict(d_loss=loss, real_score=jnp.mean(real_logits),
-                           fake_score=jnp.mean(fake_logits))
+            metrics = dict(d_loss=loss, real_score=real_score, fake_score=fake_score)
             return state, metrics, ok & ok_d
 
     def d_reg(state, batch, ok):
         with jax.named_scope("d_reg"):
             real_c = batch["label"] if G.c_dim else None
 
-            def loss_fn(d_params):
-                penalty, _ = r1_penalty(lambda x: discriminate(d_params, x, real_c), batch["image"])
+            def loss_fn(d_params, inputs):
+                penalty, _ = r1_penalty(lambda x: discriminate(d_params, x, inputs["real_c"]),
+                                        inputs["image"])
                 loss = jnp.mean(penalty) * (loss_cfg.r1_gamma / 2) * loss_cfg.d_reg_interval
-                return loss, penalty
+                return loss, jnp.mean(penalty)
 
-            (loss, penalty), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+            grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+            (loss, penalty), grads = mean_over_rounds(
+                lambda inputs, _: grad_fn(state.d_params, inputs),
+                dict(image=batch["image"], real_c=real_c))
             ok_reg = all_finite(loss, grads)
             params, opt_state = apply_update(ok_reg, d_opt, grads, state.d_opt_state, state.d_params)
             state = state.replace(d_params=params, d_opt_state=opt_state)
-            return state, dict(r1_penalty=jnp.mean(penalty)), ok & ok_reg
+            return state, dict(r1_penalty=penalty), ok & ok_reg
 
     def finish(state, ok):
         """G_ema, the step counter and the non-finite counters, once every phase has run."""

@@ -39,6 +39,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     if config.model.mbstd_num_channels and batch % group:
         raise ConfigError(f"config.batch_size={batch} is not divisible by the minibatch-stddev group "
                           f"size {group}; change config.model.mbstd_group_size or the batch size")
+    validate_device_batch(config, num_devices)
     if config.loss.pl_weight > 0 and batch // config.loss.pl_batch_shrink < 1:
         raise ConfigError(f"config.loss.pl_batch_shrink={config.loss.pl_batch_shrink} leaves no "
                           f"samples of a batch of {batch} for the path-length regulariser")
@@ -46,3 +47,19 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         raise ConfigError(f"config.ema_rampup must be > 0 or None, got {config.ema_rampup}")
     if len(config.sample_grid) != 2 or min(config.sample_grid) < 1:
         raise ConfigError(f"config.sample_grid must be (columns, rows), got {config.sample_grid}")
+
+
+def validate_device_batch(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Rounds must split every device's share evenly and keep the batch's minibatch-std groups."""
+    device_batch, share = config.device_batch, config.batch_size // num_devices
+    if device_batch is None or device_batch == share:
+        return
+    if device_batch < 1 or share % device_batch:
+        raise ConfigError(f"config.device_batch={device_batch} does not divide {share}, the images "
+                          f"per device (config.batch_size={config.batch_size} over {num_devices} "
+                          f"devices); use a divisor of {share}, or None for one round")
+    group = min(config.model.mbstd_group_size, config.batch_size)
+    if config.model.mbstd_num_channels and device_batch % group:
+        raise ConfigError(f"config.device_batch={device_batch} is not a multiple of the "
+                          f"minibatch-stddev group size {group}, so a round would split its groups; "
+                          f"use a multiple of {group}")

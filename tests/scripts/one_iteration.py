@@ -5,6 +5,7 @@ count, optionally as one of several processes joined by jax.distributed.
 """
 
 import argparse
+import re
 
 import jax
 import numpy as np
@@ -19,11 +20,15 @@ from tests.train_helpers import random_batch, tiny_config
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
+    parser.add_argument("--device-batch", type=int, help="config.device_batch: rounds per phase")
+    parser.add_argument("--no-noise", action="store_true", help="config.model.use_noise = False")
     add_process_flags(parser)
     args = parser.parse_args()
     join_processes(args)
 
     config = tiny_config()
+    config.device_batch = args.device_batch
+    config.model.use_noise = not args.no_noise
     G, D = build_networks(config, 0, 3)
     programs = train_programs(config, G, D)
     batch_sharding = programs.batch_sharding
@@ -32,14 +37,29 @@ def main():
     rows = config.batch_size // jax.process_count()
     local = {k: v[jax.process_index() * rows:(jax.process_index() + 1) * rows]
              for k, v in random_batch(config).items()}
-    state, metrics = programs.step(state, to_global(local, batch_sharding),
-                                   g_reg_phase=True, d_reg_phase=True)
+    batch = to_global(local, batch_sharding)
+    collectives = collectives_in_phases(programs, state, batch)
+    state, metrics = programs.step(state, batch, g_reg_phase=True, d_reg_phase=True)
     leaves = jax.tree_util.tree_leaves_with_path(
         {"g": state.g_params, "d": state.d_params, "ema": state.ema_params, "stats": state.g_stats,
-         "pl_mean": state.pl_mean, "metrics": metrics})
+         "g_opt": state.g_opt_state, "d_opt": state.d_opt_state, "pl_mean": state.pl_mean,
+         "metrics": metrics})
     flat = {jax.tree_util.keystr(p): np.asarray(jax.device_get(v)) for p, v in leaves}
     if jax.process_index() == 0:
-        np.savez(args.out, devices=jax.device_count(), **flat)
+        np.savez(args.out, devices=jax.device_count(), collectives=collectives, **flat)
+
+
+def collectives_in_phases(programs, state, batch) -> list[str]:
+    """The kinds of cross-device operation in the compiled phases (the persistent cache the
+    tests set up serves the step's own compiles afterwards)."""
+    ok = jax.numpy.asarray(True)
+    arguments = dict(g_main=(), g_reg=(ok,), d_main=(batch, ok), d_reg=(batch, ok), finish=(ok,))
+    found = set()
+    for name, args in arguments.items():
+        text = getattr(programs.phases, name).lower(state, *args).compile().as_text()
+        found |= set(re.findall(r"\b(all-reduce|all-gather|all-to-all|collective-permute|"
+                                r"reduce-scatter|collective-broadcast)(?:-start)?\(", text))
+    return sorted(found)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+"""Config checks that fail before anything compiles: config.device_batch's rounds."""
+
+import pytest
+
+from stylejax.configs import base_config
+from stylejax.errors import ConfigError
+from stylejax.train.validate import validate_config
+
+
+@pytest.mark.parametrize("device_batch,devices", [(None, 8), (4, 8), (8, 4), (4, 1), (32, 1)])
+def test_device_batch_that_splits_every_share_into_whole_groups(device_batch, devices):
+    config = base_config()  # batch 32, minibatch-std groups of 4
+    config.device_batch = device_batch
+    validate_config(config, devices)
+
+
+@pytest.mark.parametrize("device_batch,devices,message", [
+    (3, 1, r"device_batch=3 does not divide 32, the images per device \(config.batch_size=32 over 1 "),
+    (8, 8, r"device_batch=8 does not divide 4, the images per device \(config.batch_size=32 over 8 "),
+    (0, 1, "device_batch=0 does not divide"),
+    (2, 1, "device_batch=2 is not a multiple of the minibatch-stddev group size 4"),
+])
+def test_device_batch_that_does_not_is_refused(device_batch, devices, message):
+    config = base_config()
+    config.device_batch = device_batch
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config, devices)
+
+
+def test_without_minibatch_std_any_divisor_will_do():
+    config = base_config()
+    config.model.mbstd_num_channels = 0
+    config.device_batch = 2
+    validate_config(config, 1)
