@@ -1,6 +1,7 @@
 """Train-step throughput, per-phase time, compile time, FLOPs and memory of the benchmark config.
 
     python benchmarks/bench_train.py                      # the benchmark config (issue 8)
+    python benchmarks/bench_train.py --device-batch 4     # the same, in rounds of 4 (config.device_batch)
     python benchmarks/bench_train.py --resolution 256 --channel-base 16384 --channel-max 512 \
         --mapping 8 --batch 8 --dtype bfloat16 --json out.json
     python benchmarks/bench_train.py --resolution 256 --channel-base 16384 --channel-max 512 \

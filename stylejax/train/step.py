@@ -3,7 +3,8 @@
 The phases run in the official order, each with its own optimizer update, and
 each draws its latents from `fold_in(root_key, step)`, so an iteration depends
 only on (state, batch, seed).  Training compiles each phase as its own program
-(train/programs.py), once; the regularisation phases run when they are due.
+(train/programs.py), once; the regularisation phases run when they are due.  With
+config.device_batch, a phase runs each device's share of the batch in rounds.
 """
 
 from collections.abc import Callable
@@ -85,8 +86,9 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
 
     def mean_over_rounds(fn, tree):
         """fn(round of tree, round index) averaged over the rounds (the official batch_gpu).
-        fn returns round means (losses, gradients, w_avg), so their average is the batch's
-        mean.  Unrolled: convolutions inside lax.scan leave XLA CPU's fast library."""
+        fn returns what is linear in its round's means (losses, gradients, the updated w_avg),
+        so the average is the whole batch's.  Unrolled: convolutions inside lax.scan leave
+        XLA CPU's fast library."""
         outs = [fn(take_round(tree, r), r) for r in range(rounds)]
         if rounds == 1:
             return outs[0]
