@@ -16,9 +16,9 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.num_train_steps = 1000  # one step = one G and one D update on one global batch
     config.batch_size = 32  # global, over all devices and processes
-    # Images per device in one forward/backward round (the official --batch-gpu): each device's
-    # share of the batch runs in rounds of this many, their gradients averaged, which saves
-    # memory and on a CPU keeps activations in cache. None: the whole share in one round.
+    # At most this many images per device in one forward/backward round (the official
+    # --batch-gpu): a larger share of the batch runs in rounds of this many, their gradients
+    # averaged; on a CPU that keeps activations in cache. None: the whole share in one round.
     config.device_batch = ml_collections.FieldReference(None, field_type=int)
     config.log_every_steps = 50
     config.sample_every_steps = 500

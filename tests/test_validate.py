@@ -7,8 +7,10 @@ from stylejax.errors import ConfigError
 from stylejax.train.validate import validate_config
 
 
-@pytest.mark.parametrize("device_batch,devices", [(None, 8), (4, 8), (8, 4), (4, 1), (32, 1)])
+@pytest.mark.parametrize("device_batch,devices", [(None, 8), (4, 8), (8, 4), (4, 1), (32, 1),
+                                                  (16, 8), (64, 1)])
 def test_device_batch_that_splits_every_share_into_whole_groups(device_batch, devices):
+    """A device_batch of at least the share is one round: a preset fits any device count."""
     config = base_config()  # batch 32, minibatch-std groups of 4
     config.device_batch = device_batch
     validate_config(config, devices)
@@ -16,8 +18,8 @@ def test_device_batch_that_splits_every_share_into_whole_groups(device_batch, de
 
 @pytest.mark.parametrize("device_batch,devices,message", [
     (3, 1, r"device_batch=3 does not divide 32, the images per device \(config.batch_size=32 over 1 "),
-    (8, 8, r"device_batch=8 does not divide 4, the images per device \(config.batch_size=32 over 8 "),
-    (0, 1, "device_batch=0 does not divide"),
+    (12, 2, r"device_batch=12 does not divide 16, the images per device \(config.batch_size=32 over 2 "),
+    (0, 1, "device_batch must be >= 1 or None, got 0"),
     (2, 1, "device_batch=2 is not a multiple of the minibatch-stddev group size 4"),
 ])
 def test_device_batch_that_does_not_is_refused(device_batch, devices, message):

@@ -74,7 +74,8 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
         return x if batch_sharding is None else jax.lax.with_sharding_constraint(x, batch_sharding)
 
     num_shards = 1 if batch_sharding is None else batch_sharding.mesh.size
-    rounds = batch_size // (num_shards * config.device_batch) if config.device_batch else 1
+    share = batch_size // num_shards
+    rounds = share // min(config.device_batch or share, share)
 
     def take_round(tree, r):
         """Round r of a batch-sized tree: each device's r-th slice of its own share, so a round

@@ -52,9 +52,11 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
 def validate_device_batch(config: ml_collections.ConfigDict, num_devices: int) -> None:
     """Rounds must split every device's share evenly and keep the batch's minibatch-std groups."""
     device_batch, share = config.device_batch, config.batch_size // num_devices
-    if device_batch is None or device_batch == share:
-        return
-    if device_batch < 1 or share % device_batch:
+    if device_batch is not None and device_batch < 1:
+        raise ConfigError(f"config.device_batch must be >= 1 or None, got {device_batch}")
+    if device_batch is None or device_batch >= share:
+        return  # one round
+    if share % device_batch:
         raise ConfigError(f"config.device_batch={device_batch} does not divide {share}, the images "
                           f"per device (config.batch_size={config.batch_size} over {num_devices} "
                           f"devices); use a divisor of {share}, or None for one round")
