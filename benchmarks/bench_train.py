@@ -28,7 +28,7 @@ import numpy as np
 
 from stylejax.configs import base_config
 from stylejax.host_memory import keep_freed_host_memory
-from stylejax.train.programs import train_programs
+from stylejax.train.programs import phase_arguments, train_programs
 from stylejax.train.state import build_networks
 from stylejax.train.step import regularization_phases
 
@@ -103,8 +103,7 @@ def peak_memory_bytes() -> int:
 
 def phase_runner(programs, batch):
     """name, state -> (state, outputs) for each phase program, and its arguments after the state."""
-    ok = jax.device_put(jnp.asarray(True), programs.replicated)
-    arguments = dict(g_main=(), g_reg=(ok,), d_main=(batch, ok), d_reg=(batch, ok), finish=(ok,))
+    arguments = phase_arguments(programs, batch)
 
     def run(name, state):
         out = getattr(programs.phases, name)(state, *arguments[name])

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -28,6 +29,14 @@ class TrainPrograms:
     init: Callable  # key -> TrainState
     phases: TrainPhases  # one program per phase, each donating the state
     step: Callable  # (state, batch, g_reg_phase=, d_reg_phase=) -> (state, metrics): the phases due
+
+
+def phase_arguments(programs: TrainPrograms, batch: dict) -> dict[str, tuple]:
+    """Each phase program's arguments after the state, every earlier phase finite: to call or
+    lower one phase on its own (benchmarks, tests), where training threads them through
+    run_phases."""
+    ok = jax.device_put(jnp.asarray(True), programs.replicated)
+    return dict(g_main=(), g_reg=(ok,), d_main=(batch, ok), d_reg=(batch, ok), finish=(ok,))
 
 
 def train_programs(config: ml_collections.ConfigDict, G: Generator, D: Discriminator) -> TrainPrograms:

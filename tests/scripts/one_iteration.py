@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from stylejax.data.pipeline import to_global
-from stylejax.train.programs import train_programs
+from stylejax.train.programs import phase_arguments, train_programs
 from stylejax.train.state import build_networks
 from tests.scripts.processes import add_process_flags, join_processes
 from tests.train_helpers import random_batch, tiny_config
@@ -52,10 +52,8 @@ def main():
 def collectives_in_phases(programs, state, batch) -> list[str]:
     """The kinds of cross-device operation in the compiled phases (the persistent cache the
     tests set up serves the step's own compiles afterwards)."""
-    ok = jax.numpy.asarray(True)
-    arguments = dict(g_main=(), g_reg=(ok,), d_main=(batch, ok), d_reg=(batch, ok), finish=(ok,))
     found = set()
-    for name, args in arguments.items():
+    for name, args in phase_arguments(programs, batch).items():
         text = getattr(programs.phases, name).lower(state, *args).compile().as_text()
         found |= set(re.findall(r"\b(all-reduce|all-gather|all-to-all|collective-permute|"
                                 r"reduce-scatter|collective-broadcast)(?:-start)?\(", text))
