@@ -9,9 +9,10 @@
 # with carry [".gpu/whl"].
 #
 # 1. Compile: bench_train --compile-only for the four configs (benchmark / paper256, float32 /
-#    bfloat16) all at once into one persistent compilation cache. Compiling is CPU work (16 cores
-#    there) plus XLA's conv autotuner on the GPU; in parallel it costs about one compile's wall
-#    time, and each compile time it reports is inflated by the sharing. The autotuner stays on:
+#    bfloat16) and paper256 float32 in rounds of 4 (config.device_batch: its speed and memory),
+#    all at once into one persistent compilation cache. Compiling is CPU work (16 cores there)
+#    plus XLA's conv autotuner on the GPU; in parallel it costs about one compile's wall time,
+#    and each compile time it reports is inflated by the sharing. The autotuner stays on:
 #    without it (--xla_gpu_autotune_level=0) the step ran 73x slower on the H200.
 # 2. Time: bench_train and bench_sample one at a time, the GPU to themselves, loading the
 #    programs from that cache.
@@ -44,11 +45,12 @@ bench() {  # NAME LIMIT_S COMMAND...: one run under its limit, skipped past the 
   echo "$name: exit $status after $((SECONDS - start)) s (limit $limit s)" | tee -a "$out/summary.txt"
 }
 
-configs() {  # NAME ARGUMENTS for each of the four configs
+configs() {  # NAME ARGUMENTS for each of the four configs, and paper256 in rounds of 4
   echo "32_float32 --dtype float32"
   echo "32_bfloat16 --dtype bfloat16"
   echo "256_float32 ${paper256[*]} --dtype float32"
   echo "256_bfloat16 ${paper256[*]} --dtype bfloat16"
+  echo "256_float32_rounds4 ${paper256[*]} --dtype float32 --device-batch 4"
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/summary.txt"
@@ -68,9 +70,9 @@ while read -r name arguments; do
     bench "train$name" 90 python3 benchmarks/bench_train.py $arguments --windows 3
   fi
 done < <(configs)
-while read -r name arguments; do
+configs | grep -v rounds | while read -r name arguments; do
   bench "sample$name" 60 python3 benchmarks/bench_sample.py $arguments --batch 32
-done < <(configs)
+done
 
 python3 - "$out" <<'EOF' | tee -a "$out/summary.txt"
 import json, pathlib, sys

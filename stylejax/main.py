@@ -14,6 +14,7 @@ from ml_collections import config_flags
 from stylejax.configs import apply_auto_rule
 from stylejax.errors import TrainingDivergedError, TrainingInterruptedError
 from stylejax.host_memory import keep_freed_host_memory
+from stylejax.train.validate import validate_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
@@ -42,12 +43,13 @@ def main(argv) -> int:
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("absl").addFilter(_OrbaxProgressFilter())
     config = FLAGS.config
-    from stylejax.train.loop import train  # heavy (TensorFlow, clu): after the flags are known good
-
     try:
         if config.auto:
             with config.unlocked():
                 apply_auto_rule(config, config.resolution, jax.device_count())
+        validate_config(config, jax.device_count())  # a bad value fails in a second, not after imports
+        from stylejax.train.loop import train  # heavy (TensorFlow, clu): after the config is known good
+
         os.makedirs(FLAGS.workdir, exist_ok=True)
         train(config, FLAGS.workdir)
     except (ValueError, TrainingDivergedError) as e:

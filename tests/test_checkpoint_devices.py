@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from stylejax.sample import main as sample
@@ -41,6 +42,7 @@ def saved(npz) -> tuple[int, dict[str, np.ndarray]]:
     return int(data.pop("devices")), data
 
 
+@pytest.mark.slow
 def test_eight_devices_to_one_and_back_same_bits_and_samples(tmp_path):
     finish(start(8, SCRIPT, "--workdir", tmp_path / "on8", "--out", tmp_path / "on8.npz"))
     devices, leaves = saved(tmp_path / "on8.npz")
@@ -61,6 +63,7 @@ def test_eight_devices_to_one_and_back_same_bits_and_samples(tmp_path):
     assert_bitwise_equal(leaves, flat_leaves(state))
 
 
+@pytest.mark.slow
 def test_a_two_process_checkpoint_restores_in_one_process(tmp_path):
     coordinator = f"127.0.0.1:{free_port()}"
     finish(*[start(4, SCRIPT, "--workdir", tmp_path / "run", "--out", tmp_path / "saved.npz",

@@ -43,6 +43,7 @@ def assert_same_parameters(a_path, b_path):
     assert compared > 50
 
 
+@pytest.mark.slow
 def test_rounds_on_four_devices_match_one_round_on_one_device(tmp_path):
     """config.device_batch splits each device's share into rounds whose gradients, losses and
     w_avg updates average to the whole batch's, without moving any image between devices."""
@@ -65,6 +66,7 @@ def one_device(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one(one_device, tmp_path):
     out = tmp_path / "eight.npz"
     finish(run(out, 8))
@@ -78,6 +80,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_of_four_devices_match_one_device(one_device, tmp_path):
     out = tmp_path / "multi.npz"
     coordinator = f"127.0.0.1:{free_port()}"

@@ -23,6 +23,7 @@ def main(tmp_path, *args, devices=1):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_default_experiment_smoke(tmp_path):
     result = main(tmp_path, *TINY, "--config.num_train_steps=3", "--config.log_every_steps=1",
                   "--config.sample_every_steps=3", "--config.sample_grid=(4, 2)")

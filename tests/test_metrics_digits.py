@@ -125,6 +125,7 @@ def test_a_generator_is_scored_the_same_every_time(data_dir, cache_dir):
     assert set(first) == {"fid_digits", "kid_digits"} and first["fid_digits"] > 1
 
 
+@pytest.mark.slow
 def test_eight_devices_give_the_statistics_of_one(evaluator, data_dir, cache_dir, tmp_path):
     classifier = glob.glob(os.path.join(cache_dir, "digits_classifier_*"))  # the fixture's
     procs = {}
