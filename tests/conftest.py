@@ -21,16 +21,15 @@ import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
 _CACHE_DIR = pytest.StashKey[str]()
-_SHARED_CACHE = "STYLEJAX_TESTS_XLA_CACHE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    path = os.environ.get(_SHARED_CACHE)
-    if not path:  # not an xdist worker: make the cache, and delete it at the end
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # its controller made the cache and deletes it
+        path = os.environ["JAX_COMPILATION_CACHE_DIR"]
+    else:
         path = tempfile.mkdtemp(prefix="stylejax-tests-xla-cache-")
         config.stash[_CACHE_DIR] = path
-        os.environ[_SHARED_CACHE] = path
-    # Subprocesses read the environment; this process has imported jax already.
+    # Subprocesses and xdist workers read the environment; this process has imported jax already.
     os.environ["JAX_COMPILATION_CACHE_DIR"] = path
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     jax.config.update("jax_compilation_cache_dir", path)
