@@ -51,7 +51,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps float32 params
     config.model.mbstd_group_size = 4
     config.model.mbstd_num_channels = 1
-    config.model.d_architecture = "resnet"  # or "orig" (no residual skips), as official cifar
+    config.model.g_architecture = "skip"  # or "orig" / "resnet", as the official G
+    config.model.d_architecture = "resnet"  # or "orig" (no residual skips, as official cifar) / "skip"
+    # Clip every conv's output to +-conv_clamp (the official networks with fp16 layers use 256).
+    config.model.conv_clamp = ml_collections.FieldReference(None, field_type=float)
 
     config.optim = ml_collections.ConfigDict()
     config.optim.g_lr = 0.0025
@@ -68,6 +71,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.loss.pl_decay = 0.01
     config.loss.pl_batch_shrink = 2
     config.loss.style_mixing_prob = 0.9
+
+    # Fine-tune from an official network file (a stylegan2-ada-pytorch snapshot or a TensorFlow
+    # StyleGAN2 .pkl): G, D, G_ema and w_avg from the file, the architecture from its kwargs.
+    config.init_from = ml_collections.FieldReference(None, field_type=str)
 
     config.ema_kimg = 10.0  # G_ema half-life in thousands of images
     config.ema_rampup = ml_collections.FieldReference(None, field_type=float)  # e.g. 0.05

@@ -9,6 +9,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be restored (or saved); nothing on disk was deleted or overwritten."""
 
 
+class NetworkFileError(ValueError):
+    """A network file (an official pickle) that cannot be read or used; the message names the
+    file and what is wrong with it. Nothing from the file was executed."""
+
+
 class TrainingDivergedError(RuntimeError):
     """Too many non-finite steps in a row."""
 

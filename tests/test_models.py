@@ -236,17 +236,21 @@ def test_conditional_networks_use_labels():
         G.apply(gv, z)
 
 
-def test_minibatch_stddev_against_direct_formula():
-    x = jax.random.normal(KEY, (8, 4, 4, 6))
-    out = minibatch_stddev(x, group_size=4, num_channels=2)
-    assert out.shape == (8, 4, 4, 8)
+@pytest.mark.parametrize("batch,shards", [(8, 1), (16, 2), (3, 1)])
+def test_minibatch_stddev_groups_as_official(batch, shards):
+    """Within each shard's share of n, sample i is in group i mod (n / G), G = min(4, n)."""
+    x = jax.random.normal(KEY, (batch, 4, 4, 6))
+    out = minibatch_stddev(x, group_size=4, num_channels=2, num_shards=shards)
+    assert out.shape == (batch, 4, 4, 8)
     xn = np.asarray(x, np.float64)
-    for g in range(2):
-        group = xn[4 * g:4 * g + 4]
-        std = np.sqrt(group.var(axis=0) + 1e-8)  # [4, 4, 6]
+    share = batch // shards
+    groups = share // min(4, share)
+    for i in range(batch):
+        start = i // share * share
+        members = [start + j for j in range(share) if j % groups == (i - start) % groups]
+        std = np.sqrt(xn[members].var(axis=0) + 1e-8)  # [4, 4, 6]
         for f in range(2):
-            expected = std[..., 3 * f:3 * f + 3].mean()
-            np.testing.assert_allclose(out[4 * g:4 * g + 4, :, :, 6 + f], expected, rtol=1e-5)
+            np.testing.assert_allclose(out[i, :, :, 6 + f], std[..., 3 * f:3 * f + 3].mean(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs,message", [

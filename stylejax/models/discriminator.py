@@ -9,33 +9,39 @@ import jax.numpy as jnp
 from stylejax.models.architecture import channels_at, check_channels, check_resolution, log2
 from stylejax.models.layers import EqualConv2d, EqualDense
 from stylejax.models.mapping import MappingNetwork
-from stylejax.models.resample import DEFAULT_FILTER
+from stylejax.models.resample import DEFAULT_FILTER, downsample2d, setup_filter
 
 SKIP_GAIN = math.sqrt(0.5)
 
 
-def minibatch_stddev(x: jnp.ndarray, group_size: int, num_channels: int = 1) -> jnp.ndarray:
+def minibatch_stddev(x: jnp.ndarray, group_size: int, num_channels: int = 1,
+                     num_shards: int = 1) -> jnp.ndarray:
     """Append the mean stddev over groups of samples as `num_channels` feature maps.
 
-    Groups are consecutive samples (the official code strides them).  With the
-    batch sharded on 'data' and a per-device batch divisible by the group
-    size, every group then lives on one device and needs no communication;
-    statistically the two are the same, because batches are shuffled.
+    As official: within each of the `num_shards` consecutive shares of the batch (one per
+    device, as the official code runs per GPU), a share of n samples in groups of
+    G = min(group_size, n) puts sample i in group i mod n/G (a reshape to [G, n/G]).
     """
     n, h, w, c = x.shape
-    g = min(group_size, n)
-    if n % g:
-        raise ValueError(f"batch {n} is not divisible by the minibatch-stddev group size {g}")
+    if n % num_shards:
+        raise ValueError(f"batch {n} does not split into {num_shards} equal shares")
+    share = n // num_shards
+    g = min(group_size, share)
+    if share % g:
+        raise ValueError(f"a share of {share} samples is not divisible by the minibatch-stddev "
+                         f"group size {g}")
     f = num_channels
-    y = x.astype(jnp.float32).reshape(n // g, g, h, w, f, c // f)
+    y = x.astype(jnp.float32).reshape(num_shards, g, share // g, h, w, f, c // f)
     y = y - jnp.mean(y, axis=1, keepdims=True)
-    y = jnp.sqrt(jnp.mean(jnp.square(y), axis=1) + 1e-8)  # [n/g, h, w, f, c/f]
-    y = jnp.mean(y, axis=(1, 2, 4))  # [n/g, f]
-    y = jnp.broadcast_to(y[:, None, None, None, :], (n // g, g, h, w, f)).reshape(n, h, w, f)
-    return jnp.concatenate([x, y.astype(x.dtype)], axis=-1)
+    y = jnp.sqrt(jnp.mean(jnp.square(y), axis=1) + 1e-8)  # [shards, share/g, h, w, f, c/f]
+    y = jnp.mean(y, axis=(2, 3, 5))  # [shards, share/g, f]
+    y = jnp.broadcast_to(y[:, None, :, None, None, :], (num_shards, g, share // g, h, w, f))
+    return jnp.concatenate([x, y.reshape(n, h, w, f).astype(x.dtype)], axis=-1)
 
 
-D_ARCHITECTURES = ("resnet", "orig")
+# resnet: a 1x1 down-sampling skip around each block's convs; orig: plain blocks;
+# skip: every block (and the 4x4 epilogue) also reads the down-sampled image through a fromRGB.
+D_ARCHITECTURES = ("resnet", "orig", "skip")
 
 
 class DiscriminatorBlock(nn.Module):
@@ -46,22 +52,28 @@ class DiscriminatorBlock(nn.Module):
     from_rgb: bool
     architecture: str = "resnet"
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    conv_clamp: float | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, img):
+        """(features, image) -> (features at half the size, the image for the next block)."""
         conv = dict(resample_filter=self.resample_filter, dtype=self.dtype)
-        if self.from_rgb:
-            x = EqualConv2d(self.tmp_channels, 1, "lrelu", name="fromrgb", **conv)(img)
-        if self.architecture == "orig":
-            x = EqualConv2d(self.tmp_channels, 3, "lrelu", name="conv0", **conv)(x)
-            return EqualConv2d(self.out_channels, 3, "lrelu", down=2, name="conv1", **conv)(x)
+        clamped = dict(conv, conv_clamp=self.conv_clamp)
+        if self.from_rgb or self.architecture == "skip":
+            y = EqualConv2d(self.tmp_channels, 1, "lrelu", name="fromrgb", **clamped)(img)
+            x = y if x is None else x + y
+            skip = self.architecture == "skip"
+            img = downsample2d(img, setup_filter(self.resample_filter)) if skip else None
+        if self.architecture != "resnet":
+            x = EqualConv2d(self.tmp_channels, 3, "lrelu", name="conv0", **clamped)(x)
+            return EqualConv2d(self.out_channels, 3, "lrelu", down=2, name="conv1", **clamped)(x), img
         y = EqualConv2d(self.out_channels, 1, use_bias=False, down=2, name="skip", **conv)(
             x, gain=SKIP_GAIN)
-        x = EqualConv2d(self.tmp_channels, 3, "lrelu", name="conv0", **conv)(x)
-        x = EqualConv2d(self.out_channels, 3, "lrelu", down=2, name="conv1", **conv)(
+        x = EqualConv2d(self.tmp_channels, 3, "lrelu", name="conv0", **clamped)(x)
+        x = EqualConv2d(self.out_channels, 3, "lrelu", down=2, name="conv1", **clamped)(
             x, gain=SKIP_GAIN)
-        return y + x
+        return y + x, img
 
 
 class Discriminator(nn.Module):
@@ -77,6 +89,7 @@ class Discriminator(nn.Module):
     mbstd_num_channels: int = 1
     cmap_dim: int | None = None
     mapping_layers: int = 8
+    conv_clamp: float | None = None
     dtype: Any = jnp.float32
 
     def __post_init__(self):
@@ -94,20 +107,25 @@ class Discriminator(nn.Module):
         super().__post_init__()
 
     @nn.compact
-    def __call__(self, img: jnp.ndarray, c: jnp.ndarray | None = None) -> jnp.ndarray:
+    def __call__(self, img: jnp.ndarray, c: jnp.ndarray | None = None,
+                 mbstd_shards: int = 1) -> jnp.ndarray:
+        """`mbstd_shards`: the batch's consecutive shares (one per device) that minibatch-stddev
+        groups stay within."""
         ch = lambda res: channels_at(res, self.channel_base, self.channel_max)  # noqa: E731
         x = None
         img = img.astype(self.dtype)
         for level in range(log2(self.resolution), 2, -1):
             res = 2 ** level
-            x = DiscriminatorBlock(ch(res), ch(res // 2), from_rgb=res == self.resolution,
-                                   architecture=self.architecture, dtype=self.dtype,
-                                   name=f"b{res}")(x, img)
+            x, img = DiscriminatorBlock(ch(res), ch(res // 2), from_rgb=res == self.resolution,
+                                        architecture=self.architecture, conv_clamp=self.conv_clamp,
+                                        dtype=self.dtype, name=f"b{res}")(x, img)
 
         c4 = ch(4)
+        if self.architecture == "skip":
+            x = x + EqualConv2d(c4, 1, "lrelu", dtype=self.dtype, name="fromrgb")(img)
         if self.mbstd_num_channels > 0:
-            x = minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels)
-        x = EqualConv2d(c4, 3, "lrelu", dtype=self.dtype, name="conv")(x)
+            x = minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels, mbstd_shards)
+        x = EqualConv2d(c4, 3, "lrelu", conv_clamp=self.conv_clamp, dtype=self.dtype, name="conv")(x)
         x = EqualDense(c4, "lrelu", dtype=self.dtype, name="fc")(x.reshape(x.shape[0], -1))
         cmap_dim = (self.cmap_dim or c4) if self.c_dim > 0 else 0
         x = EqualDense(cmap_dim or 1, dtype=self.dtype, name="out")(x).astype(jnp.float32)

@@ -9,7 +9,7 @@ from stylejax.models.architecture import check_channels, check_resolution
 from stylejax.models.mapping import MappingNetwork
 from stylejax.models.modconv import MODCONV_FORMS
 from stylejax.models.styles import num_ws_for
-from stylejax.models.synthesis import SynthesisNetwork, check_noise_mode
+from stylejax.models.synthesis import G_ARCHITECTURES, SynthesisNetwork, check_noise_mode
 
 
 class Generator(nn.Module):
@@ -32,6 +32,8 @@ class Generator(nn.Module):
     mapping_layers: int = 8
     mapping_lr_multiplier: float = 0.01
     w_avg_beta: float = 0.995
+    architecture: str = "skip"
+    conv_clamp: float | None = None  # the official clamp of every conv's output (256 with fp16)
     modconv: str = "shared"
     use_noise: bool = True
     dtype: Any = jnp.float32
@@ -39,6 +41,11 @@ class Generator(nn.Module):
     def __post_init__(self):
         check_resolution(self.resolution)
         check_channels(self.resolution, self.channel_base, self.channel_max)
+        if self.architecture not in G_ARCHITECTURES:
+            raise ValueError(f"unknown generator architecture {self.architecture!r}; "
+                             f"use one of {G_ARCHITECTURES}")
+        if self.conv_clamp is not None and not self.conv_clamp > 0:
+            raise ValueError(f"conv_clamp must be > 0 or None, got {self.conv_clamp}")
         if self.modconv not in MODCONV_FORMS:
             raise ValueError(f"unknown modconv form {self.modconv!r}; use one of {MODCONV_FORMS}")
         if self.z_dim < 1 or self.w_dim < 1 or self.c_dim < 0 or self.mapping_layers < 1:
@@ -60,7 +67,8 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNetwork(
             w_dim=self.w_dim, resolution=self.resolution, img_channels=self.img_channels,
             channel_base=self.channel_base, channel_max=self.channel_max,
-            modconv=self.modconv, use_noise=self.use_noise, dtype=self.dtype)
+            architecture=self.architecture, modconv=self.modconv, use_noise=self.use_noise,
+            conv_clamp=self.conv_clamp, dtype=self.dtype)
 
     def map_latents(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None,
                     update_emas: bool = False) -> jnp.ndarray:

@@ -19,8 +19,9 @@ ACTIVATION_GAIN = {"linear": 1.0, "lrelu": math.sqrt(2.0)}
 
 
 def bias_act(x: jnp.ndarray, bias: jnp.ndarray | None, activation: str = "linear",
-             gain: float = 1.0) -> jnp.ndarray:
-    """Bias, activation and the activation's variance-preserving gain, one fusible expression."""
+             gain: float = 1.0, clamp: float | None = None) -> jnp.ndarray:
+    """Bias, activation, the activation's variance-preserving gain and the official conv_clamp
+    (outputs clipped to [-clamp, clamp]), one fusible expression."""
     if activation not in ACTIVATION_GAIN:
         raise ValueError(f"unknown activation {activation!r}; use one of {sorted(ACTIVATION_GAIN)}")
     if bias is not None:
@@ -28,7 +29,9 @@ def bias_act(x: jnp.ndarray, bias: jnp.ndarray | None, activation: str = "linear
     if activation == "lrelu":
         x = jax.nn.leaky_relu(x, LRELU_SLOPE)
     total_gain = ACTIVATION_GAIN[activation] * gain
-    return x * jnp.asarray(total_gain, x.dtype) if total_gain != 1 else x
+    if total_gain != 1:
+        x = x * jnp.asarray(total_gain, x.dtype)
+    return x if clamp is None else jnp.clip(x, -clamp, clamp)
 
 
 def normalize_2nd_moment(x: jnp.ndarray, eps: float = 1e-8) -> jnp.ndarray:
@@ -75,6 +78,7 @@ class EqualConv2d(nn.Module):
     up: int = 1
     down: int = 1
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    conv_clamp: float | None = None  # clip outputs to +-conv_clamp * gain, as official
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -87,4 +91,5 @@ class EqualConv2d(nn.Module):
                             setup_filter(self.resample_filter),
                             up=self.up, down=self.down, padding=k // 2)
         bias = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
-        return bias_act(y, bias, self.activation, gain)
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        return bias_act(y, bias, self.activation, gain, clamp)

@@ -1,4 +1,5 @@
-"""Synthesis network: per-layer styles ws to an image, 'skip' architecture."""
+"""Synthesis network: per-layer styles ws to an image, in the official 'skip', 'orig' and
+'resnet' architectures."""
 
 import math
 from typing import Any
@@ -8,11 +9,15 @@ import jax
 import jax.numpy as jnp
 
 from stylejax.models.architecture import channels_at, log2
-from stylejax.models.layers import EqualDense, bias_act
+from stylejax.models.layers import EqualConv2d, EqualDense, bias_act
 from stylejax.models.modconv import modulated_conv2d
 from stylejax.models.resample import DEFAULT_FILTER, setup_filter, upsample2d
 
 NOISE_MODES = ("random", "const", "none")
+# skip: every block's ToRGB summed over upsampled images; orig: one ToRGB at the end;
+# resnet: orig with a 1x1 up-sampling skip around each block's convs.
+G_ARCHITECTURES = ("skip", "orig", "resnet")
+SKIP_GAIN = math.sqrt(0.5)
 
 
 def check_noise_mode(noise_mode: str) -> None:
@@ -21,7 +26,7 @@ def check_noise_mode(noise_mode: str) -> None:
 
 
 class SynthesisLayer(nn.Module):
-    """Modulated 3x3 conv (optionally up 2), per-pixel noise, bias, lrelu.
+    """Modulated 3x3 conv (optionally up 2), per-pixel noise, bias, lrelu, conv_clamp.
 
     Random noise draws from the 'noise' rng stream; flax folds the layer's
     path into the key, so every layer gets different noise.  The constant
@@ -36,10 +41,12 @@ class SynthesisLayer(nn.Module):
     modconv: str = "shared"
     use_noise: bool = True
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    conv_clamp: float | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, w: jnp.ndarray, noise_mode: str = "random") -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, w: jnp.ndarray, noise_mode: str = "random",
+                 gain: float = 1.0) -> jnp.ndarray:
         in_channels = x.shape[-1]
         k = self.kernel_size
         styles = EqualDense(in_channels, bias_init=1.0, name="affine", dtype=self.dtype)(w)
@@ -52,7 +59,8 @@ class SynthesisLayer(nn.Module):
         check_noise_mode(noise_mode)
         if noise is not None:
             x = self._add_noise(x, *noise, noise_mode)
-        return bias_act(x, bias, "lrelu")
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        return bias_act(x, bias, "lrelu", gain, clamp)
 
     def _noise_variables(self) -> tuple[jnp.ndarray, jnp.ndarray]:
         """The constant noise and the learned strength, made before the bias: flax draws each
@@ -78,6 +86,7 @@ class ToRGB(nn.Module):
 
     img_channels: int
     modconv: str = "shared"
+    conv_clamp: float | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -88,21 +97,24 @@ class ToRGB(nn.Module):
         weight = self.param("weight", nn.initializers.normal(1.0), (1, 1, in_channels, self.img_channels))
         bias = self.param("bias", nn.initializers.zeros, (self.img_channels,))
         x = modulated_conv2d(x, weight, styles, demodulate=False, form=self.modconv)
-        return bias_act(x, bias, "linear")
+        return bias_act(x, bias, "linear", clamp=self.conv_clamp)
 
 
 class SynthesisBlock(nn.Module):
-    """One resolution: (conv0 up 2), conv1, ToRGB added to the upsampled image.
+    """One resolution: (conv0 up 2), conv1 and, in 'skip' or at the last block, ToRGB.
 
-    Consumes ws[:, 0:num_conv + 1]; its ToRGB shares a w with the next
+    Consumes ws[:, 0:num_conv + num_torgb]; a ToRGB shares its w with the next
     block's first conv, as in the official network.
     """
 
     features: int
     resolution: int
     img_channels: int
+    is_last: bool
+    architecture: str = "skip"
     modconv: str = "shared"
     use_noise: bool = True
+    conv_clamp: float | None = None
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
     dtype: Any = jnp.float32
 
@@ -114,22 +126,34 @@ class SynthesisBlock(nn.Module):
     def num_conv(self) -> int:
         return 1 if self.is_first else 2
 
+    @property
+    def num_torgb(self) -> int:
+        return int(self.is_last or self.architecture == "skip")
+
     @nn.compact
     def __call__(self, x, img, ws, noise_mode: str = "random"):
         layer = dict(features=self.features, resolution=self.resolution, modconv=self.modconv,
-                     use_noise=self.use_noise, resample_filter=self.resample_filter, dtype=self.dtype)
+                     use_noise=self.use_noise, resample_filter=self.resample_filter,
+                     conv_clamp=self.conv_clamp, dtype=self.dtype)
         if self.is_first:
             const = self.param("const", nn.initializers.normal(1.0), (4, 4, self.features))
             x = jnp.broadcast_to(const.astype(self.dtype), (ws.shape[0], 4, 4, self.features))
+            x = SynthesisLayer(name="conv1", **layer)(x, ws[:, 0], noise_mode)
+        elif self.architecture == "resnet":
+            y = EqualConv2d(self.features, 1, use_bias=False, up=2, resample_filter=self.resample_filter,
+                            dtype=self.dtype, name="skip")(x, gain=SKIP_GAIN)
+            x = SynthesisLayer(up=2, name="conv0", **layer)(x, ws[:, 0], noise_mode)
+            x = y + SynthesisLayer(name="conv1", **layer)(x, ws[:, 1], noise_mode, gain=SKIP_GAIN)
         else:
             x = SynthesisLayer(up=2, name="conv0", **layer)(x, ws[:, 0], noise_mode)
-        x = SynthesisLayer(name="conv1", **layer)(x, ws[:, self.num_conv - 1], noise_mode)
-        y = ToRGB(self.img_channels, modconv=self.modconv, dtype=self.dtype,
-                  name="torgb")(x, ws[:, self.num_conv])
+            x = SynthesisLayer(name="conv1", **layer)(x, ws[:, 1], noise_mode)
         if img is not None:
             img = upsample2d(img, setup_filter(self.resample_filter))
-            y = y + img
-        return x, y
+        if self.num_torgb:
+            y = ToRGB(self.img_channels, modconv=self.modconv, conv_clamp=self.conv_clamp,
+                      dtype=self.dtype, name="torgb")(x, ws[:, self.num_conv])
+            img = y if img is None else img + y
+        return x, img
 
 
 class SynthesisNetwork(nn.Module):
@@ -140,8 +164,10 @@ class SynthesisNetwork(nn.Module):
     img_channels: int
     channel_base: int = 32768
     channel_max: int = 512
+    architecture: str = "skip"
     modconv: str = "shared"
     use_noise: bool = True
+    conv_clamp: float | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -151,8 +177,10 @@ class SynthesisNetwork(nn.Module):
         for level in range(2, log2(self.resolution) + 1):
             res = 2 ** level
             block = SynthesisBlock(channels_at(res, self.channel_base, self.channel_max), res,
-                                   self.img_channels, modconv=self.modconv,
-                                   use_noise=self.use_noise, dtype=self.dtype, name=f"b{res}")
-            x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + 1], noise_mode)
+                                   self.img_channels, is_last=res == self.resolution,
+                                   architecture=self.architecture, modconv=self.modconv,
+                                   use_noise=self.use_noise, conv_clamp=self.conv_clamp,
+                                   dtype=self.dtype, name=f"b{res}")
+            x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + block.num_torgb], noise_mode)
             w_idx += block.num_conv
         return img

@@ -45,8 +45,9 @@ def build_networks(config: ml_collections.ConfigDict, c_dim: int,
         raise ValueError(f"config.model.dtype must be 'float32' or 'bfloat16', got {m.dtype!r}")
     shared = dict(c_dim=c_dim, resolution=config.resolution, img_channels=img_channels,
                   channel_base=m.channel_base, channel_max=m.channel_max, dtype=dtype)
+    shared.update(conv_clamp=m.conv_clamp)
     G = Generator(z_dim=m.z_dim, w_dim=m.w_dim, mapping_layers=m.mapping_layers, modconv=m.modconv,
-                  use_noise=m.get("use_noise", True),  # runs from before the key all had noise
+                  use_noise=m.get("use_noise", True), architecture=m.g_architecture,
                   **shared)
     D = Discriminator(architecture=m.d_architecture, mbstd_group_size=m.mbstd_group_size,
                       mbstd_num_channels=m.mbstd_num_channels, **shared)

@@ -131,7 +131,7 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
         return G.apply(variables, ws, rngs={"noise": key}, method=G.synthesize)
 
     def discriminate(d_params, img, c):
-        return D.apply({"params": d_params}, img, c)
+        return D.apply({"params": d_params}, img, c, mbstd_shards=num_shards)
 
     def apply_update(ok, opt, grads, opt_state, params):
         updates, new_opt_state = opt.update(grads, opt_state, params)

@@ -3,6 +3,8 @@
 import ml_collections
 
 from stylejax.errors import ConfigError
+from stylejax.models.discriminator import D_ARCHITECTURES
+from stylejax.models.synthesis import G_ARCHITECTURES
 
 POSITIVE_INTS = ("num_train_steps", "batch_size", "log_every_steps", "resolution",
                  "loss.d_reg_interval", "loss.g_reg_interval", "loss.pl_batch_shrink",
@@ -35,10 +37,14 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         suggestion = max(1, batch // num_devices) * num_devices
         raise ConfigError(f"config.batch_size={batch} is not divisible by the {num_devices} devices; "
                           f"use a multiple of {num_devices}, e.g. --config.batch_size={suggestion}")
-    group = min(config.model.mbstd_group_size, batch)
-    if config.model.mbstd_num_channels and batch % group:
-        raise ConfigError(f"config.batch_size={batch} is not divisible by the minibatch-stddev group "
-                          f"size {group}; change config.model.mbstd_group_size or the batch size")
+    share = batch // num_devices
+    group = min(config.model.mbstd_group_size, share)
+    if config.model.mbstd_num_channels and (group < 1 or share % group):
+        raise ConfigError(f"the {share} images per device (config.batch_size={batch} over "
+                          f"{num_devices} devices) do not split into minibatch-stddev groups of "
+                          f"{config.model.mbstd_group_size}; change config.model.mbstd_group_size "
+                          "or the batch size")
+    validate_architecture(config.model)
     validate_device_batch(config, num_devices)
     if config.loss.pl_weight > 0 and batch // config.loss.pl_batch_shrink < 1:
         raise ConfigError(f"config.loss.pl_batch_shrink={config.loss.pl_batch_shrink} leaves no "
@@ -47,6 +53,14 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         raise ConfigError(f"config.ema_rampup must be > 0 or None, got {config.ema_rampup}")
     if len(config.sample_grid) != 2 or min(config.sample_grid) < 1:
         raise ConfigError(f"config.sample_grid must be (columns, rows), got {config.sample_grid}")
+
+
+def validate_architecture(model: ml_collections.ConfigDict) -> None:
+    for key, allowed in (("g_architecture", G_ARCHITECTURES), ("d_architecture", D_ARCHITECTURES)):
+        if model[key] not in allowed:
+            raise ConfigError(f"config.model.{key}={model[key]!r} is not one of {', '.join(allowed)}")
+    if model.conv_clamp is not None and not model.conv_clamp > 0:
+        raise ConfigError(f"config.model.conv_clamp must be > 0 or None, got {model.conv_clamp}")
 
 
 def validate_device_batch(config: ml_collections.ConfigDict, num_devices: int) -> None:
