@@ -1,13 +1,17 @@
-"""Score a trained run, or any folder of images, with FID / KID.
+"""Score a trained run, an official network file, or any folder of images, with FID / KID.
 
     python -m stylejax.evaluate --workdir DIR [--metrics fid_digits,kid_digits]
         [--step N | --step best | --all-steps] [--num-samples N]
+    python -m stylejax.evaluate --network FILE.pkl --dataset NAME [--metrics fid,kid
+        --inception inception-2015-12-05.tgz] [--num-samples N]
     python -m stylejax.evaluate --images FOLDER_OR_ZIP [--dataset digits] [--split train]
         [--metrics fid,kid --inception inception-2015-12-05.tgz]
 
 With --workdir, G_ema of the latest checkpoint (or --step N, or the best checkpoint by the run's
 first metric with --step best, or every checkpoint with --all-steps) generates the run's
 config.metrics_num_samples images, scored against the run's dataset exactly as during training.
+With --network, G_ema of an official stylegan2-ada-pytorch or TF StyleGAN2 .pkl (read without
+running any code stored in it) generates 50000 images (--num-samples) scored against --dataset.
 With --images, the images of a folder (or zip) are scored against a dataset split, so samples
 of other systems are compared on the same footing. Each result is one JSON line on stdout, e.g.
 {"step": 800, "fid_digits": 3.21, "kid_digits": 0.0042}.
@@ -38,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--workdir", help="a training run's directory (python -m stylejax.main "
                                         "--workdir)")
+    what.add_argument("--network", metavar="FILE.pkl",
+                      help="an official network file to score against --dataset")
     what.add_argument("--images", help="a folder (or .zip) of images to score against --dataset")
     parser.add_argument("--metrics", help="comma-separated: fid, kid (Inception), fid_digits, "
                                           "kid_digits (digits datasets)")
@@ -46,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="the checkpoint step, or best: the best by the run's first metric "
                             "(default: the latest)")
     steps.add_argument("--all-steps", action="store_true", help="every checkpoint of the run")
-    parser.add_argument("--dataset", default="digits", help="with --images: the dataset to "
-                                                            "compare with (default digits)")
+    parser.add_argument("--dataset", default="digits", help="with --network or --images: the "
+                                                            "dataset to compare with (default digits)")
     parser.add_argument("--split", default=None, help="the dataset split compared with (default: "
                                                       "the run's config.metrics_split, train)")
     parser.add_argument("--data-dir", default=None, help="where datasets live (default: the run's "
@@ -104,6 +110,18 @@ def _evaluate_run(args: argparse.Namespace) -> None:
         print(json.dumps({"step": trained.step, **results}), flush=True)
 
 
+def _evaluate_network(args: argparse.Namespace) -> None:
+    from stylejax.checkpoints import load_generator
+    from stylejax.train.programs import make_mesh
+
+    if args.step is not None or args.all_steps:
+        raise ValueError("--step and --all-steps pick a training run's checkpoints; a --network "
+                         "file has one generator: drop them")
+    trained = load_generator(args.network)
+    evaluator = Evaluator(_config(args, trained.config, args.dataset), trained.G, make_mesh())
+    print(json.dumps({"network": args.network, **evaluator(trained.variables)}), flush=True)
+
+
 def _evaluate_images(args: argparse.Namespace) -> None:
     from stylejax.train.programs import make_mesh
 
@@ -122,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         with cli_logging():  # progress and notes as 'LEVEL: message'
             if args.images:
                 _evaluate_images(args)
+            elif args.network:
+                _evaluate_network(args)
             else:
                 _evaluate_run(args)
     except ValueError as e:  # DatasetError, MetricsError, CheckpointError, ConfigError

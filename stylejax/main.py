@@ -14,6 +14,7 @@ from ml_collections import config_flags
 from stylejax.configs import apply_auto_rule
 from stylejax.errors import TrainingDivergedError, TrainingInterruptedError
 from stylejax.host_memory import keep_freed_host_memory
+from stylejax.official import load_network_file
 from stylejax.train.validate import validate_config
 
 FLAGS = flags.FLAGS
@@ -47,6 +48,12 @@ def main(argv) -> int:
         if config.auto:
             with config.unlocked():
                 apply_auto_rule(config, config.resolution, jax.device_count())
+        if config.init_from:  # the fine-tuned file's architecture, before anything checks it
+            network = load_network_file(config.init_from)
+            network.check_trainable()
+            network.architecture.apply_to(
+                config, explicit=config_flags.get_override_values(FLAGS["config"]),
+                source=config.init_from)
         validate_config(config, jax.device_count())  # a bad value fails in a second, not after imports
         from stylejax.train.loop import train  # heavy (TensorFlow, clu): after the config is known good
 

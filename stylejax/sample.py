@@ -1,4 +1,5 @@
-"""Sample a trained generator: python -m stylejax.sample MODE --workdir DIR --outdir OUT [options].
+"""Sample a trained generator: python -m stylejax.sample MODE (--workdir DIR | --network FILE.pkl)
+--outdir OUT [options].
 
   seeds        one PNG per seed                       --seeds 0-7,42
   grid         the seeds in one PNG                   --seeds 0-31 [--cols 8]
@@ -7,9 +8,11 @@
   truncation   a row per seed, a column per psi       --seeds 0-3 [--psis 1,0.7,0.5,0]
   interpolate  an animated GIF through the seeds      --seeds 0,1,2 [--frames 24 --fps 24]
 
-Every mode takes --step N or --step best (default: the latest checkpoint), --noise-mode, --class
-(conditional generators) and --trunc-cutoff; all but truncation take --trunc PSI. A seed's
-latent is the official generate.py's, np.random.RandomState(seed).randn(z_dim).
+--workdir samples a training run: --step N or --step best picks its checkpoint (default: the
+latest). --network samples an official network file (a stylegan2-ada-pytorch snapshot or a
+TensorFlow StyleGAN2 .pkl), read without running any code stored in it. Every mode takes
+--noise-mode, --class (conditional generators) and --trunc-cutoff; all but truncation take
+--trunc PSI. A seed's latent is the official generate.py's, np.random.RandomState(seed).randn(z_dim).
 """
 
 import argparse
@@ -76,7 +79,10 @@ def _positive(kind: type) -> Callable[[str], int | float]:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
-    common.add_argument("--workdir", required=True, help="the training run's --workdir")
+    source = common.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workdir", help="the training run's --workdir")
+    source.add_argument("--network", metavar="FILE.pkl",
+                        help="an official network file (stylegan2-ada-pytorch or TF StyleGAN2)")
     common.add_argument("--outdir", required=True, help="where the pictures go (created)")
     common.add_argument("--step", type=parse_step, metavar="N|best",
                         help="checkpoint step, or best: the best by the run's first metric "
@@ -126,13 +132,16 @@ def _inside(path: str, directory: str) -> bool:
 def sample(args: argparse.Namespace) -> list[str]:
     """Draws what the parsed command line asks for; returns the files written."""
     for best in (False, True):
-        if _inside(args.outdir, checkpoint_dir(args.workdir, best)):
+        if args.workdir and _inside(args.outdir, checkpoint_dir(args.workdir, best)):
             raise ValueError(f"--outdir {args.outdir} is inside the checkpoint directory "
                              f"{checkpoint_dir(args.workdir, best)}, which sampling never writes "
                              "to; choose another --outdir")
+    if args.network and os.path.isdir(args.network):
+        raise ValueError(f"--network {args.network} is a directory; a training run is sampled with "
+                         "--workdir")
     if args.mode == "interpolate" and len(args.seeds) < 2:
         raise ValueError("interpolate needs at least two --seeds, e.g. 0,1,2")
-    trained = load_generator(args.workdir, args.step)
+    trained = load_generator(args.workdir or args.network, args.step)
     G = trained.G
     renderer = Renderer(G, trained.variables, noise_mode=args.noise_mode,
                         class_index=args.class_index, psi=getattr(args, "trunc", 1.0),

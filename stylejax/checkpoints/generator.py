@@ -1,10 +1,12 @@
-"""The generator of a training run, restored for sampling: G_ema, w_avg and the constant noise.
+"""The generator of a training run, or of an official network file, restored for sampling:
+G_ema, w_avg and the constant noise.
 
 The networks are rebuilt from the run's config.json and the dataset-derived sizes (label count,
 image channels) saved with each checkpoint, so sampling needs neither the dataset nor the
 training flags. Only the arrays sampling uses are read (a partial orbax restore), onto one
 device, and the checkpoint directory is opened read-only. `step='best'` reads the best
 checkpoint (WORKDIR/checkpoints_best, by the run's first metric) instead of a regular one.
+An official .pkl (stylejax.official) is read without running any of its code.
 """
 
 import dataclasses
@@ -17,8 +19,10 @@ import ml_collections
 
 from stylejax.checkpoints.best import best_metric
 from stylejax.checkpoints.manager import Checkpoints
+from stylejax.configs import base_config
 from stylejax.errors import CheckpointError
 from stylejax.models import Generator
+from stylejax.official import is_network_file, load_network_file
 from stylejax.steps import BEST
 from stylejax.train.state import build_networks
 
@@ -29,8 +33,8 @@ class TrainedGenerator:
 
     G: Generator
     variables: dict  # {'params': G_ema's, 'stats': {'mapping': {'w_avg'}}, 'noise_consts': ...}
-    step: int
-    config: ml_collections.ConfigDict
+    step: int  # 0 for a network file
+    config: ml_collections.ConfigDict  # a network file's: the base config with its architecture
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -47,20 +51,35 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
                               "--config and overrides") from None
 
 
-def load_generator(workdir: str, step: int | str | None = None,
+def _from_network_file(path: str, device: jax.Device) -> TrainedGenerator:
+    network = load_network_file(path)
+    config = base_config()
+    network.architecture.apply_to(config, source=path)
+    G, _ = build_networks(config, network.architecture.c_dim, network.architecture.img_channels)
+    return TrainedGenerator(G, jax.device_put(network.G_ema, device), 0, config)
+
+
+def load_generator(source: str, step: int | str | None = None,
                    device: jax.Device | None = None) -> TrainedGenerator:
-    """G_ema of `step` (the latest when None, the best checkpoint when 'best') of the run in
-    `workdir`, on `device` (the first)."""
-    config = read_config(workdir)
-    sharding = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
-    best_by = best_metric(config, workdir) if step == BEST else None
-    with Checkpoints(workdir, read_only=True, best_by=best_by) as checkpoints:
+    """G_ema of `step` (the latest when None, the best checkpoint when 'best') of the run whose
+    workdir is `source`, or of the official network file `source` (a .pkl), on `device` (the
+    first)."""
+    device = device or jax.devices()[0]
+    if is_network_file(source):
+        if step is not None:
+            raise CheckpointError(f"{source} is a network file, which has no checkpoint steps: "
+                                  "drop --step")
+        return _from_network_file(source, device)
+    config = read_config(source)
+    sharding = jax.sharding.SingleDeviceSharding(device)
+    best_by = best_metric(config, source) if step == BEST else None
+    with Checkpoints(source, read_only=True, best_by=best_by) as checkpoints:
         step = checkpoints.resolve_step(None if step == BEST else step)
         sizes = checkpoints.metadata(step)
         try:
             G, _ = build_networks(config, sizes["c_dim"], sizes["img_channels"])
         except (AttributeError, KeyError) as e:
-            raise CheckpointError(f"{workdir}/config.json lacks {e}: it was not written by this "
+            raise CheckpointError(f"{source}/config.json lacks {e}: it was not written by this "
                                   "version of stylejax.main") from None
         c = jnp.zeros((1, G.c_dim)) if G.c_dim else None
         shapes = jax.eval_shape(lambda key: G.init({"params": key, "noise": key},

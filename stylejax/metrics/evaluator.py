@@ -72,6 +72,11 @@ class Evaluator:
         data = InputPipeline(config.dataset, global_batch_size=self.batch_size, seed=0,
                              split=config.metrics_split, data_dir=data_dir or config.data_dir)
         self.resolution, self.channels = data.resolution, data.num_channels
+        if G is not None and (G.resolution, G.img_channels) != (self.resolution, self.channels):
+            raise MetricsError(
+                f"the generator makes {G.resolution}x{G.resolution} images with {G.img_channels} "
+                f"channels but dataset {data.name!r} has {self.resolution}x{self.resolution} with "
+                f"{self.channels}; compare with a dataset prepared at the generator's size")
         cache_dir = config.metrics_cache_dir or default_cache_dir()
         networks = list(dict.fromkeys(METRICS[n][0] for n in self.names))
         extractors = {k: self._extractor(k, config, data, cache_dir) for k in networks}

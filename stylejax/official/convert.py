@@ -11,10 +11,11 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from flax import traverse_util
 
-from stylejax.errors import NetworkFileError
+from stylejax.errors import ConfigError, NetworkFileError
 from stylejax.models import Discriminator, Generator
 from stylejax.models.resample import DEFAULT_FILTER
 
@@ -45,13 +46,27 @@ class Architecture:
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
 
-    def model_config(self) -> dict:
-        """The config.model values (the sizes other than these live in config and the data)."""
+    def config_values(self) -> dict[str, object]:
+        """The config keys (dotted) that rebuild these networks; the label count and image
+        channels come from the data. The minibatch-stddev group is not among them: it depends on
+        the batch, not on the weights."""
         fields = dataclasses.asdict(self)
-        return {k: fields[k] for k in ("z_dim", "w_dim", "mapping_layers", "channel_base",
-                                       "channel_max", "g_architecture", "d_architecture",
-                                       "conv_clamp", "use_noise", "mbstd_group_size",
-                                       "mbstd_num_channels")}
+        model = ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "g_architecture",
+                 "d_architecture", "conv_clamp", "use_noise", "mbstd_num_channels")
+        return {"resolution": self.resolution, **{f"model.{k}": fields[k] for k in model}}
+
+    def apply_to(self, config: ml_collections.ConfigDict, explicit=(), source: str = "") -> None:
+        """Sets `config` to this architecture. A key in `explicit` (given on the command line)
+        whose value differs is an error naming both."""
+        for key, value in self.config_values().items():
+            parent, _, name = key.rpartition(".")
+            node = config[parent] if parent else config
+            if key in explicit and node[name] != value:
+                raise ConfigError(f"--config.{key}={node[name]!r} conflicts with the network "
+                                  f"{source}, whose {name} is {value!r}; drop the override "
+                                  "(the architecture comes from the file)")
+            with config.unlocked():
+                node[name] = value
 
     def generator(self) -> Generator:
         return Generator(z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim,

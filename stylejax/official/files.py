@@ -31,10 +31,20 @@ class NetworkFile:
     D: dict | None  # {'params': ...}
     augment_p: float | None  # the ADA augmentation probability the snapshot was saved with
 
+    def check_trainable(self) -> None:
+        """Fine-tuning needs G, D and G_ema; a file with G_ema alone can only be sampled."""
+        missing = [name for name in ("G", "D") if getattr(self, name) is None]
+        if missing:
+            raise NetworkFileError(f"{self.path} has no {' and no '.join(missing)}: fine-tuning needs "
+                                   "G, D and G_ema (a training snapshot, network-snapshot-*.pkl); it "
+                                   "can only be sampled and evaluated")
+
 
 def is_network_file(path: str) -> bool:
-    """A path names a network file (rather than a training run's workdir) by its suffix."""
-    return path.lower().endswith(NETWORK_FILE_SUFFIXES) and not os.path.isdir(path)
+    """A path names a network file, not a training run's workdir (a directory): a file, or a
+    name ending in .pkl that is no directory."""
+    return os.path.isfile(path) or (path.lower().endswith(NETWORK_FILE_SUFFIXES)
+                                    and not os.path.isdir(path))
 
 
 def _module_tensors(module: PersistentObject, prefix: str = "") -> dict[str, np.ndarray]:

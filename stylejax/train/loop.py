@@ -17,6 +17,7 @@ from stylejax.checkpoints import Checkpoints
 from stylejax.data.pipeline import InputPipeline, to_global
 from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
 from stylejax.files import write_atomically
+from stylejax.official import load_network_file
 from stylejax.sampling import make_grid, save_png, to_uint8, z_from_seeds
 from stylejax.train.evaluation import PeriodicEvaluation
 from stylejax.train.programs import train_programs
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 def open_dataset(config: ml_collections.ConfigDict) -> InputPipeline:
     data = InputPipeline(config.dataset, global_batch_size=config.batch_size, seed=config.seed,
                          data_dir=config.data_dir, xflip=config.xflip)
+    if data.resolution != config.resolution and config.init_from:
+        raise ConfigError(
+            f"dataset {config.dataset!r} is {data.resolution}x{data.resolution} but the network "
+            f"{config.init_from} makes {config.resolution}x{config.resolution} images; prepare the "
+            f"dataset at {config.resolution} to fine-tune it")
     if data.resolution != config.resolution:
         raise ConfigError(
             f"dataset {config.dataset!r} is {data.resolution}x{data.resolution} but "
@@ -121,13 +127,45 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
         write_atomically(path, lambda f: f.write(text.encode()))
 
 
-def resume_or_init(checkpoints: Checkpoints, init, key: jax.Array) -> TrainState:
-    """The latest checkpoint's state, laid out like `init`'s output; else a new state."""
+def resume_or_init(config: ml_collections.ConfigDict, checkpoints: Checkpoints, init,
+                   key: jax.Array, sizes: dict) -> TrainState:
+    """The latest checkpoint's state, laid out like `init`'s output; else a new state, with the
+    networks of config.init_from when it names a file."""
     step = checkpoints.latest_step()
     if step is None:
-        return init(key)
+        state = init(key)
+        return state if config.init_from is None else init_from_network(state, config.init_from, sizes)
     log.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
     return checkpoints.restore(jax.eval_shape(init, key), step)
+
+
+def init_from_network(state: TrainState, path: str, sizes: dict) -> TrainState:
+    """`state` (step 0, fresh optimizers) with G, D, G_ema and w_avg of an official network
+    file, laid out as `state` is (the official --resume for transfer learning)."""
+    network = load_network_file(path)
+    arch = network.architecture
+    if (arch.c_dim, arch.img_channels) != (sizes["c_dim"], sizes["img_channels"]):
+        raise ConfigError(
+            f"the network {path} has {arch.c_dim} classes and {arch.img_channels} image channels "
+            f"but the training data {sizes['c_dim']} and {sizes['img_channels']}; prepare the "
+            f"dataset with --channels {arch.img_channels}"
+            + (" and labels, and set --config.conditional=True" if arch.c_dim else
+               " and set --config.conditional=False"))
+    network.check_trainable()
+    log.info("initialising G, D and G_ema from %s", path)
+
+    def place(value, target):
+        return jax.make_array_from_callback(target.shape, target.sharding,
+                                            lambda index: np.asarray(value)[index])
+
+    # One set of buffers (w_avg, constant noise) serves G and G_ema, as the official training
+    # copies G's into G_ema at every step; in a snapshot they are equal, and G_ema's are taken
+    # so that the first samples are exactly the imported network's.
+    new = dict(g_params=network.G["params"], d_params=network.D["params"],
+               ema_params=network.G_ema["params"], g_stats=network.G_ema["stats"],
+               noise_consts=network.G_ema["noise_consts"])
+    return state.replace(**{k: jax.tree_util.tree_map(place, v, getattr(state, k))
+                            for k, v in new.items()})
 
 
 def open_writer(config: ml_collections.ConfigDict, workdir: str, state: TrainState):
@@ -156,11 +194,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
             workdir, every_steps=config.checkpoint_every_steps, keep=config.checkpoint_keep,
             metadata=sizes))
         stop = context.enter_context(StopSignals())
-        state = resume_or_init(checkpoints, programs.init, jax.random.key(config.seed))
+        state = resume_or_init(config, checkpoints, programs.init, jax.random.key(config.seed), sizes)
         write_config(config, workdir)
         start = int(state.step)
         writer = open_writer(config, workdir, state)
         samples = SampleGrid(config, G, data.num_classes, workdir)
+        if config.init_from and start == 0 and config.sample_every_steps:
+            log.info("samples of the imported network: %s", samples(state, 0, writer))
         evaluation = context.enter_context(
             PeriodicEvaluation(config, G, programs.mesh, workdir, start, sizes))
         evaluation.catch_up(state, writer)
