@@ -18,9 +18,10 @@ def minibatch_stddev(x: jnp.ndarray, group_size: int, num_channels: int = 1,
                      num_shards: int = 1) -> jnp.ndarray:
     """Append the mean stddev over groups of samples as `num_channels` feature maps.
 
-    As official: within each of the `num_shards` consecutive shares of the batch (one per
-    device, as the official code runs per GPU), a share of n samples in groups of
-    G = min(group_size, n) puts sample i in group i mod n/G (a reshape to [G, n/G]).
+    As official: within each of the `num_shards` consecutive shares of the batch (the official
+    code groups each GPU's batch), a share of n samples in groups of G = min(group_size, n) puts
+    sample i in group i mod n/G (a reshape to [G, n/G]). Shares of G samples make consecutive
+    groups, which training uses: the same groups on any device count.
     """
     n, h, w, c = x.shape
     if n % num_shards:
@@ -109,8 +110,8 @@ class Discriminator(nn.Module):
     @nn.compact
     def __call__(self, img: jnp.ndarray, c: jnp.ndarray | None = None,
                  mbstd_shards: int = 1) -> jnp.ndarray:
-        """`mbstd_shards`: the batch's consecutive shares (one per device) that minibatch-stddev
-        groups stay within."""
+        """`mbstd_shards`: the batch's consecutive shares that minibatch-stddev groups stay within
+        (1: the official network's grouping of this batch)."""
         ch = lambda res: channels_at(res, self.channel_base, self.channel_max)  # noqa: E731
         x = None
         img = img.astype(self.dtype)

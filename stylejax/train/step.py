@@ -131,7 +131,10 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
         return G.apply(variables, ws, rngs={"noise": key}, method=G.synthesize)
 
     def discriminate(d_params, img, c):
-        return D.apply({"params": d_params}, img, c, mbstd_shards=num_shards)
+        """Minibatch-stddev groups of consecutive images (the official grouping of a per-GPU batch
+        of one group): within a device's share, and the same on any device count and in rounds."""
+        groups = img.shape[0] // min(D.mbstd_group_size, img.shape[0])
+        return D.apply({"params": d_params}, img, c, mbstd_shards=groups)
 
     def apply_update(ok, opt, grads, opt_state, params):
         updates, new_opt_state = opt.update(grads, opt_state, params)

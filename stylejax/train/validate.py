@@ -37,13 +37,10 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         suggestion = max(1, batch // num_devices) * num_devices
         raise ConfigError(f"config.batch_size={batch} is not divisible by the {num_devices} devices; "
                           f"use a multiple of {num_devices}, e.g. --config.batch_size={suggestion}")
-    share = batch // num_devices
-    group = min(config.model.mbstd_group_size, share)
-    if config.model.mbstd_num_channels and (group < 1 or share % group):
-        raise ConfigError(f"the {share} images per device (config.batch_size={batch} over "
-                          f"{num_devices} devices) do not split into minibatch-stddev groups of "
-                          f"{config.model.mbstd_group_size}; change config.model.mbstd_group_size "
-                          "or the batch size")
+    group = min(config.model.mbstd_group_size, batch)
+    if config.model.mbstd_num_channels and batch % group:
+        raise ConfigError(f"config.batch_size={batch} is not divisible by the minibatch-stddev group "
+                          f"size {group}; change config.model.mbstd_group_size or the batch size")
     validate_architecture(config.model)
     validate_device_batch(config, num_devices)
     if config.loss.pl_weight > 0 and batch // config.loss.pl_batch_shrink < 1:
