@@ -12,6 +12,7 @@ from PIL import Image
 
 from stylejax import evaluate, sample
 from stylejax.checkpoints import load_generator
+from stylejax.data.prepare import prepare
 from stylejax.sampling import make_grid, to_uint8, z_from_seeds
 from tests import official_files as of
 from tests.test_official import FIXTURES, TINY, snapshot, tiny_nets
@@ -121,6 +122,9 @@ def test_fine_tuning_starts_from_the_network_and_resumes(tmp_path):
      "--config.model.channel_base=4096 conflicts with the network"),
     (None, ["--config.dataset=digits16"], "the network {path} makes 32x32 images; prepare the dataset at 32"),
     ("no_d", [], "has no G and no D: fine-tuning needs G, D and G_ema"),
+    ("grey", ["--config.dataset=grey32", "--config.batch_size=8"],
+     "has 0 classes and 3 image channels but the training data 0 and 1; prepare the dataset with "
+     "--channels 3"),
     ("not_pickle", [], "is not a readable network pickle"),
 ])
 def test_fine_tuning_refuses_bad_input_in_one_line(tmp_path, make, args, message):
@@ -128,6 +132,12 @@ def test_fine_tuning_refuses_bad_input_in_one_line(tmp_path, make, args, message
     if make == "no_d":
         path = str(tmp_path / "ema_only.pkl")
         of.write(path, snapshot(tiny_nets(("G_ema",))))
+    elif make == "grey":
+        images = tmp_path / "grey"
+        images.mkdir()
+        for i in range(8):
+            Image.fromarray(np.full((32, 32), 30 * i, np.uint8)).save(images / f"{i}.png")
+        prepare(str(images), "grey32", 32, data_dir=str(tmp_path / "data"), channels=1)
     elif make == "not_pickle":
         path = str(tmp_path / "notes.pkl")
         (tmp_path / "notes.pkl").write_text("hello")

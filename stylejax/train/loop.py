@@ -13,11 +13,11 @@ import ml_collections
 import numpy as np
 from clu import metric_writers, parameter_overview, periodic_actions
 
-from stylejax.checkpoints import Checkpoints
+from stylejax.checkpoints import Checkpoints, checkpoint_dir
 from stylejax.data.pipeline import InputPipeline, to_global
 from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
 from stylejax.files import write_atomically
-from stylejax.official import load_network_file
+from stylejax.official import NetworkFile, load_network_file
 from stylejax.sampling import make_grid, save_png, to_uint8, z_from_seeds
 from stylejax.train.evaluation import PeriodicEvaluation
 from stylejax.train.programs import train_programs
@@ -128,20 +128,21 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def resume_or_init(config: ml_collections.ConfigDict, checkpoints: Checkpoints, init,
-                   key: jax.Array, sizes: dict) -> TrainState:
+                   key: jax.Array, sizes: dict, network: NetworkFile | None) -> TrainState:
     """The latest checkpoint's state, laid out like `init`'s output; else a new state, with the
-    networks of config.init_from when it names a file."""
+    networks of config.init_from when it names a file (`network`, when already read)."""
     step = checkpoints.latest_step()
     if step is None:
         state = init(key)
-        return state if config.init_from is None else init_from_network(state, config.init_from, sizes)
+        if config.init_from is None:
+            return state
+        return init_from_network(state, network or network_to_tune(config.init_from, sizes))
     log.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
     return checkpoints.restore(jax.eval_shape(init, key), step)
 
 
-def init_from_network(state: TrainState, path: str, sizes: dict) -> TrainState:
-    """`state` (step 0, fresh optimizers) with G, D, G_ema and w_avg of an official network
-    file, laid out as `state` is (the official --resume for transfer learning)."""
+def network_to_tune(path: str, sizes: dict) -> NetworkFile:
+    """The official network file a run fine-tunes, checked to fit the training data."""
     network = load_network_file(path)
     arch = network.architecture
     if (arch.c_dim, arch.img_channels) != (sizes["c_dim"], sizes["img_channels"]):
@@ -152,7 +153,13 @@ def init_from_network(state: TrainState, path: str, sizes: dict) -> TrainState:
             + (" and labels, and set --config.conditional=True" if arch.c_dim else
                " and set --config.conditional=False"))
     network.check_trainable()
-    log.info("initialising G, D and G_ema from %s", path)
+    return network
+
+
+def init_from_network(state: TrainState, network: NetworkFile) -> TrainState:
+    """`state` (step 0, fresh optimizers) with G, D, G_ema and w_avg of an official network
+    file, laid out as `state` is (the official --resume for transfer learning)."""
+    log.info("initialising G, D and G_ema from %s", network.path)
 
     def place(value, target):
         return jax.make_array_from_callback(target.shape, target.sharding,
@@ -189,12 +196,16 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     G, D = build_networks(config, c_dim, data.num_channels)
     programs = train_programs(config, G, D)
     sizes = {"c_dim": c_dim, "img_channels": data.num_channels}  # saved with each checkpoint
+    network = None  # a fresh fine-tuning run checks the file fits before writing anything
+    if config.init_from and not os.path.isdir(checkpoint_dir(workdir)):
+        network = network_to_tune(config.init_from, sizes)
     with contextlib.ExitStack() as context:
         checkpoints = context.enter_context(Checkpoints(
             workdir, every_steps=config.checkpoint_every_steps, keep=config.checkpoint_keep,
             metadata=sizes))
         stop = context.enter_context(StopSignals())
-        state = resume_or_init(config, checkpoints, programs.init, jax.random.key(config.seed), sizes)
+        state = resume_or_init(config, checkpoints, programs.init, jax.random.key(config.seed), sizes,
+                               network)
         write_config(config, workdir)
         start = int(state.step)
         writer = open_writer(config, workdir, state)
