@@ -24,6 +24,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.sample_every_steps = 500
     config.checkpoint_every_steps = 1000  # 0: only at the end (and on SIGTERM / Ctrl-C)
     config.checkpoint_keep = 3  # the newest this many checkpoints are kept
+    # Resume from this step instead of the latest (e.g. when the latest is damaged); the newer
+    # steps are moved to WORKDIR/checkpoints_set_aside, never deleted.
+    config.restore_step = ml_collections.FieldReference(None, field_type=int)
     config.eval_every_steps = 0  # 0: no periodic evaluation
     # Metrics (stylejax.metrics): 'fid' / 'kid' (FID Inception-v3, needs inception_path) and
     # 'fid_digits' / 'kid_digits' (offline, digits datasets); the first one picks the best

@@ -30,10 +30,15 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 class _OrbaxProgressFilter(logging.Filter):
-    """Drops orbax's INFO notes (a dozen lines per save); its warnings and errors stay."""
+    """Drops orbax's INFO notes (a dozen lines per save) and its tracebacks of a failed background
+    save, which stylejax reports in one line (CheckpointError); its other warnings and errors stay."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
+        if "/orbax/" not in record.pathname:
+            return True
+        failed_save = record.levelno >= logging.ERROR and record.exc_info is not None and (
+            "background save thread" in record.getMessage() or "Finalize thread" in record.getMessage())
+        return record.levelno >= logging.WARNING and not failed_save
 
 
 def main(argv) -> int:

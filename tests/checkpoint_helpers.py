@@ -92,6 +92,19 @@ def truncate_arrays(step_dir) -> None:
         os.truncate(path, os.path.getsize(path) // 2)
 
 
+def flip_array_bytes(step_dir) -> None:
+    """Inverts 4 bytes in the middle of the largest array data file, its size unchanged, as a bad
+    disk or copy would. Incompressible arrays are stored as they are, so the files still read
+    (without checksums the damage would go unnoticed)."""
+    path = max(glob.glob(os.path.join(step_dir, "state", "**", "d", "*"), recursive=True),
+               key=os.path.getsize)
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        data = f.read(4)
+        f.seek(-4, os.SEEK_CUR)
+        f.write(bytes(b ^ 0xFF for b in data))
+
+
 def snapshot(directory) -> dict[str, str]:
     """Every file under `directory` with a hash of its bytes: to show nothing was written."""
     out = {}

@@ -3,6 +3,7 @@ clear error (that costs no checkpoint) for each way a restore can go wrong."""
 
 import os
 import shutil
+import time
 
 import jax
 import jax.numpy as jnp
@@ -20,16 +21,13 @@ from stylejax.train.state import TrainState
 from tests.checkpoint_helpers import (
     assert_bitwise_equal,
     flat_leaves,
+    flip_array_bytes,
     restore_state,
     save_init_checkpoint,
     snapshot,
     truncate_arrays,
 )
 from tests.train_helpers import tiny_config
-
-
-def tree(step: int) -> dict:
-    return {"w": jnp.full((3,), step, jnp.float32), "n": {"k": jnp.asarray(step, jnp.int32)}}
 
 
 def abstract(tree_: dict) -> dict:
@@ -75,6 +73,23 @@ def test_an_unfinished_save_is_never_restored_and_is_cleared(tmp_path):
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "3"]
 
 
+def test_a_save_that_reads_back_wrong_stops_and_deletes_nothing(tmp_path, monkeypatch):
+    """The rotation deletes an old step only once the new one has been read back intact."""
+    with Checkpoints(str(tmp_path), keep=1) as checkpoints:
+        checkpoints.save(1, tree(1), force=True)
+    before = snapshot(tmp_path / "checkpoints" / "1")
+    from stylejax.checkpoints import manager
+
+    monkeypatch.setattr(manager, "host_checksums", lambda read: {k: "0" * 16 for k in ("w", "n.k")})
+    with pytest.raises(CheckpointError, match=r"saving the checkpoint of step 2 .* failed \(read back, 2 "
+                                              r"arrays differ from what was saved, e.g. n.k\); the "
+                                              r"earlier checkpoints are kept \(steps: 1, 2\)"):
+        with Checkpoints(str(tmp_path), keep=1) as checkpoints:
+            checkpoints.save(2, tree(2), force=True)
+            checkpoints.wait()
+    assert snapshot(tmp_path / "checkpoints" / "1") == before
+
+
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     with Checkpoints(str(tmp_path), keep=1) as checkpoints:
         checkpoints.save(1, tree(1), force=True)
@@ -89,7 +104,10 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
                                               r"\(steps: 1\)"):
         with Checkpoints(str(tmp_path), keep=1) as checkpoints:
             checkpoints.save(2, tree(2), force=True)  # written in the background
-            checkpoints.wait()
+            deadline = time.time() + 60
+            while time.time() < deadline:  # the training loop polls once a step
+                checkpoints.poll()
+                time.sleep(0.01)
     monkeypatch.undo()
     assert snapshot(tmp_path / "checkpoints" / "1") == before
     with Checkpoints(str(tmp_path), read_only=True) as checkpoints:
@@ -101,12 +119,21 @@ def remove_state(step_dir) -> None:
     shutil.rmtree(os.path.join(step_dir, "state"))
 
 
+def tree(step: int) -> dict:
+    """An array of incompressible values (stored as they are) and a small one."""
+    w = np.random.RandomState(step).randn(2000).astype(np.float32)
+    return {"w": jnp.asarray(w), "n": {"k": jnp.asarray(step, jnp.int32)}}
+
+
 @pytest.mark.parametrize("damage, message", [
     (truncate_arrays, r"checkpoints/4 is truncated or corrupt and cannot be restored \(.*\); other steps "
-                      r"here: 2 \(sampling takes --step\); to resume training from step 2, move "
-                      r".*checkpoints/4 out of .*checkpoints$"),
+                      r"here: 2 \(sampling takes --step\); to resume training from step 2, rerun with "
+                      r"--config.restore_step=2 \(newer steps are moved to checkpoints_set_aside, "
+                      r"not deleted\)$"),
     (remove_state, r"checkpoints/4 is truncated or corrupt"),
-], ids=["truncated arrays", "no state"])
+    (flip_array_bytes, r"checkpoints/4 is truncated or corrupt and cannot be restored \(1 of its arrays "
+                       r"differ from the checksums saved with them, e.g. w\); other steps here: 2"),
+], ids=["truncated arrays", "no state", "flipped bytes"])
 def test_a_damaged_checkpoint_is_reported_and_left_as_it_is(tmp_path, damage, message):
     with Checkpoints(str(tmp_path)) as checkpoints:
         checkpoints.save(2, tree(2), force=True)
@@ -141,7 +168,7 @@ def test_a_different_tree_is_refused_before_reading(tmp_path):
     other = {"w": jnp.zeros((4,), jnp.float32), "n": {"k": jnp.zeros((), jnp.int32)}}
     with Checkpoints(str(tmp_path), read_only=True) as checkpoints:
         with pytest.raises(CheckpointError, match=r"holds a different network than the config builds "
-                                                  r"\(w: float32\[3\] in the checkpoint, float32\[4\] "
+                                                  r"\(w: float32\[2000\] in the checkpoint, float32\[4\] "
                                                   r"in the network\); restore it with the config"):
             checkpoints.restore(abstract(other))
         # A partial restore reads just the arrays asked for.

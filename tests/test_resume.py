@@ -19,6 +19,7 @@ from stylejax.train.loop import train
 from tests.checkpoint_helpers import (
     assert_bitwise_equal,
     flat_leaves,
+    flip_array_bytes,
     main_command,
     restore_state,
     save_init_checkpoint,
@@ -76,6 +77,27 @@ def test_stopped_then_rerun_ends_bitwise_identical(reference, data_dir, tmp_path
     assert_bitwise_equal(flat_leaves(state), reference)
     assert committed_steps(tmp_path) == [3, 4, 6]  # the newest checkpoint_keep=3
     assert_bitwise_equal(flat_leaves(restore_state(tmp_path, run_config())), reference)
+
+
+def test_damaged_newest_checkpoint_is_refused_then_restore_step_resumes_exactly(
+        reference, data_dir, tmp_path):
+    """Bytes flipped in the newest step (its size unchanged): the rerun names the step and the
+    way out and changes nothing; with --config.restore_step the run resumes from the older step,
+    ends with the uninterrupted run's bits, and the damaged step is set aside, not deleted."""
+    train(run_config(data_dir, 4), str(tmp_path))
+    assert committed_steps(tmp_path) == [2, 4]
+    flip_array_bytes(tmp_path / "checkpoints" / "4")
+    before = snapshot(tmp_path)
+    with pytest.raises(CheckpointError, match=r"checkpoints/4 is truncated or corrupt and cannot be "
+                                              r"restored \(1 of its arrays differ from the checksums "
+                                              r"saved with them, .*--config.restore_step=2"):
+        train(run_config(data_dir, STEPS), str(tmp_path))
+    assert snapshot(tmp_path) == before
+    config = run_config(data_dir, STEPS)
+    config.restore_step = 2
+    assert_bitwise_equal(flat_leaves(train(config, str(tmp_path))), reference)
+    assert committed_steps(tmp_path) == [2, 4, 6]  # step 2 kept; 4 and 6 written anew
+    assert os.listdir(tmp_path / "checkpoints_set_aside") == ["4"]
 
 
 def test_rerun_with_another_architecture_is_refused_and_costs_nothing(data_dir, tmp_path):

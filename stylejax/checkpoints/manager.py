@@ -3,8 +3,10 @@ and its best checkpoint by a metric in WORKDIR/checkpoints_best (see stylejax.ch
 
 Orbax writes each step into a temporary directory and renames it when complete, so a step
 directory is either whole or absent; an interrupted save leaves only a temporary directory,
-which is never restored (a writable manager removes it on start). Old steps are deleted only
-after a newer save has been committed. Restoring checks the stored tree against the one the
+which is never restored (a writable manager removes it on start). Each step carries the
+checksums of its arrays (stylejax.checkpoints.integrity), committed with them: a save is read
+back and checked before any older step is deleted, and a restore checks what it read, so damaged
+bytes are reported instead of trained on. Restoring checks the stored tree against the one the
 caller expects (the network the config builds) before reading any array, and lays the arrays
 out with the caller's shardings, so a checkpoint restores onto any device or process count.
 """
@@ -20,12 +22,16 @@ import flax
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
+from stylejax.checkpoints.integrity import checksums, host_checksums, mismatches
 from stylejax.errors import CheckpointError
 
 SUBDIR = "checkpoints"
 BEST_SUBDIR = "checkpoints_best"
+SET_ASIDE_SUBDIR = "checkpoints_set_aside"  # steps newer than a --config.restore_step go here
 _ITEM = "state"
+_CHECKSUMS = "checksums"
 _EXAMPLES = 3  # differences named in a mismatch message
 
 
@@ -39,6 +45,9 @@ def _registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
     registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
     registry.add(_ITEM, ocp.args.PyTreeSave, handler)
     registry.add(_ITEM, ocp.args.PyTreeRestore, handler)
+    json_handler = ocp.JsonCheckpointHandler()
+    registry.add(_CHECKSUMS, ocp.args.JsonSave, json_handler)
+    registry.add(_CHECKSUMS, ocp.args.JsonRestore, json_handler)
     return registry
 
 
@@ -112,9 +121,11 @@ class Checkpoints:
                                   "given to python -m stylejax.main)")
         self.every_steps = every_steps
         self._metadata = dict(metadata or {})
-        self._in_flight: int | None = None  # the step being written in the background
-        if best_by is None:
-            best_fn, policy = None, ocp.checkpoint_managers.LatestN(keep)
+        self.keep = keep
+        # The step being written in the background, its tree (for reading it back) and checksums.
+        self._in_flight: tuple[int, Any, dict[str, str]] | None = None
+        if best_by is None:  # rotation is ours: an old step goes once a newer one checks out
+            best_fn, policy = None, ocp.checkpoint_managers.LatestN(None)
         else:
             def best_fn(metrics: Mapping[str, float]) -> float:
                 return metrics.get(best_by, math.inf)
@@ -159,9 +170,11 @@ class Checkpoints:
         if not force and not (self.every_steps and step % self.every_steps == 0):
             return False
         self.wait()
+        tree = flax.serialization.to_state_dict(state)
+        sums = checksums(tree)
         try:
             self._manager.save(step, args=ocp.args.Composite(
-                **{_ITEM: ocp.args.PyTreeSave(flax.serialization.to_state_dict(state))}),
+                **{_ITEM: ocp.args.PyTreeSave(tree), _CHECKSUMS: ocp.args.JsonSave(sums)}),
                 metrics=dict(metrics) if metrics else None, custom_metadata=self._metadata,
                 force=True)
         except ocp.checkpoint_manager.StepAlreadyExistsError:
@@ -169,16 +182,51 @@ class Checkpoints:
                                   "and is kept as it is; is another run using this --workdir?") from None
         except Exception as e:
             raise self._save_failed(step, e) from e
-        self._in_flight = step
+        shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
+        self._in_flight = (step, shapes, sums)
         return True
 
     def wait(self) -> None:
-        """Blocks until the save in flight is committed; raises CheckpointError if it failed."""
-        step, self._in_flight = self._in_flight, None
+        """Blocks until the save in flight is committed, reads it back and checks it against
+        the checksums of what was saved, and only then deletes the steps beyond `keep`; raises
+        CheckpointError if the save failed or does not check out."""
+        in_flight, self._in_flight = self._in_flight, None
+        step = None if in_flight is None else in_flight[0]
         try:
             self._manager.wait_until_finished()
         except Exception as e:  # orbax re-raises whatever its writer thread hit
             raise self._save_failed(step, e) from e
+        if in_flight is None:
+            return
+        self._verify_written(*in_flight)
+        if self.best_by is None:
+            for old in self.steps[:-self.keep]:
+                self._manager.delete(old)
+
+    def poll(self) -> None:
+        """Once the save in flight has finished in the background, checks it as `wait` does:
+        a failed save (a full disk, an unwritable directory) raises CheckpointError now instead
+        of at the next save, and the rotation follows a verified save at once. Single-process
+        runs only: with several processes the check stays at the next save, where they all wait
+        together."""
+        if self._in_flight is None or jax.process_count() > 1:
+            return
+        if not self._manager.is_saving_in_progress():
+            self.wait()
+
+    def _verify_written(self, step: int, shapes: Any, sums: dict[str, str]) -> None:
+        """Reads `step` back onto the host and compares its checksums with the saved state's."""
+        restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), shapes)
+        try:
+            with _reading():
+                read = self._manager.restore(step, args=ocp.args.Composite(**{
+                    _ITEM: ocp.args.PyTreeRestore(item=shapes, restore_args=restore_args)}))[_ITEM]
+        except Exception as e:
+            raise self._save_failed(step, e) from e
+        bad = mismatches(sums, host_checksums(read))
+        if bad:
+            raise self._save_failed(step, ValueError(
+                f"read back, {len(bad)} arrays differ from what was saved, e.g. {bad[0]}"))
 
     def _save_failed(self, step: int | None, error: BaseException) -> CheckpointError:
         self._manager.reload()
@@ -226,10 +274,29 @@ class Checkpoints:
         else:
             fix = f"other steps here: {', '.join(map(str, others))} (sampling takes --step)"
             if step > others[-1]:
-                fix += (f"; to resume training from step {others[-1]}, move {self.step_dir(step)} "
-                        f"out of {self.directory}")
+                fix += (f"; to resume training from step {others[-1]}, rerun with "
+                        f"--config.restore_step={others[-1]} (newer steps are moved to "
+                        f"{SET_ASIDE_SUBDIR}, not deleted)")
         return CheckpointError(f"checkpoint {self.step_dir(step)} is truncated or corrupt and cannot "
                                f"be restored ({_reason(error)}); {fix}")
+
+    def set_aside_after(self, step: int) -> list[int]:
+        """Moves the steps newer than `step` to WORKDIR/checkpoints_set_aside (never deleting
+        them), so that a run resumed from `step` writes its own; returns the steps moved. Every
+        process calls it; process 0 moves."""
+        newer = [s for s in self.steps if s > step]
+        if newer and jax.process_index() == 0:
+            aside = os.path.join(os.path.dirname(self.directory), SET_ASIDE_SUBDIR)
+            os.makedirs(aside, exist_ok=True)
+            for s in newer:
+                target, copy = os.path.join(aside, str(s)), 1
+                while os.path.exists(target):  # an earlier fallback set this step aside too
+                    target, copy = os.path.join(aside, f"{s}.{copy}"), copy + 1
+                os.replace(self.step_dir(s), target)
+        if newer:
+            multihost_utils.sync_global_devices("stylejax: newer checkpoints set aside")
+            self._manager.reload()
+        return newer
 
     def metrics(self, step: int) -> dict[str, float] | None:
         """The metrics saved with `step` (None when it has none)."""
@@ -260,7 +327,8 @@ class Checkpoints:
         expected = flax.serialization.to_state_dict(target)
         try:
             with _reading():
-                stored = self._manager.item_metadata(step)[_ITEM]
+                items = self._manager.item_metadata(step)
+                stored = items[_ITEM]
         except Exception as e:
             raise self._unreadable(step, e) from e
         if stored is None:
@@ -281,9 +349,17 @@ class Checkpoints:
                 "this config in a new --workdir")
         args = ocp.args.PyTreeRestore(item=expected, partial_restore=partial,
                                       restore_args=ocp.checkpoint_utils.construct_restore_args(expected))
+        with_sums = _CHECKSUMS in items.keys()
+        wanted = {_ITEM: args, **({_CHECKSUMS: ocp.args.JsonRestore()} if with_sums else {})}
         try:
             with _reading():
-                restored = self._manager.restore(step, args=ocp.args.Composite(**{_ITEM: args}))[_ITEM]
+                read = self._manager.restore(step, args=ocp.args.Composite(**wanted))
         except Exception as e:
             raise self._unreadable(step, e) from e
-        return flax.serialization.from_state_dict(target, restored)
+        if not with_sums:
+            raise self._unreadable(step, ValueError("it has no checksums of its arrays"))
+        bad = mismatches(dict(read[_CHECKSUMS]), checksums(read[_ITEM]))
+        if bad:
+            raise self._unreadable(step, ValueError(
+                f"{len(bad)} of its arrays differ from the checksums saved with them, e.g. {bad[0]}"))
+        return flax.serialization.from_state_dict(target, read[_ITEM])

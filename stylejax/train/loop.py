@@ -14,6 +14,7 @@ import numpy as np
 from clu import metric_writers, parameter_overview, periodic_actions
 
 from stylejax.checkpoints import Checkpoints, checkpoint_dir
+from stylejax.checkpoints.manager import SET_ASIDE_SUBDIR
 from stylejax.data.pipeline import InputPipeline, to_global
 from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
 from stylejax.files import write_atomically
@@ -129,16 +130,23 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 def resume_or_init(config: ml_collections.ConfigDict, checkpoints: Checkpoints, init,
                    key: jax.Array, sizes: dict, network: NetworkFile | None) -> TrainState:
-    """The latest checkpoint's state, laid out like `init`'s output; else a new state, with the
-    networks of config.init_from when it names a file (`network`, when already read)."""
-    step = checkpoints.latest_step()
+    """The latest checkpoint's state (config.restore_step's, when set: newer steps are then set
+    aside), laid out like `init`'s output; else a new state, with the networks of
+    config.init_from when it names a file (`network`, when already read)."""
+    step = checkpoints.latest_step() if config.restore_step is None else \
+        checkpoints.resolve_step(config.restore_step)
     if step is None:
         state = init(key)
         if config.init_from is None:
             return state
         return init_from_network(state, network or network_to_tune(config.init_from, sizes))
     log.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
-    return checkpoints.restore(jax.eval_shape(init, key), step)
+    state = checkpoints.restore(jax.eval_shape(init, key), step)
+    moved = checkpoints.set_aside_after(step)
+    if moved:
+        log.warning("moved the newer checkpoints of steps %s to %s (config.restore_step=%d); "
+                    "nothing was deleted", ", ".join(map(str, moved)), SET_ASIDE_SUBDIR, step)
+    return state
 
 
 def network_to_tune(path: str, sizes: dict) -> NetworkFile:
@@ -238,6 +246,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
                 check_finite(pending, config.max_nonfinite_steps, step)
                 window.report(done, writer)
             stopped = stop.requested()
+            checkpoints.poll()  # a save that failed in the background stops the run now
             if checkpoints.save(done, state, force=last or stopped is not None):
                 log.info("saving checkpoint %s", checkpoints.step_dir(done))
             if stopped:

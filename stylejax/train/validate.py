@@ -43,6 +43,9 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
                           f"size {group}; change config.model.mbstd_group_size or the batch size")
     validate_architecture(config.model)
     validate_device_batch(config, num_devices)
+    if config.restore_step is not None and config.restore_step < 0:
+        raise ConfigError(f"config.restore_step must be a saved step (>= 0) or None, got "
+                          f"{config.restore_step}")
     if config.loss.pl_weight > 0 and batch // config.loss.pl_batch_shrink < 1:
         raise ConfigError(f"config.loss.pl_batch_shrink={config.loss.pl_batch_shrink} leaves no "
                           f"samples of a batch of {batch} for the path-length regulariser")
