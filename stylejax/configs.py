@@ -41,7 +41,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Dataset statistics and the digits classifier; None: $STYLEJAX_CACHE_DIR or ~/.cache/stylejax
     config.metrics_cache_dir = ml_collections.FieldReference(None, field_type=str)
     config.sample_grid = (8, 8)  # fixed-seed sample grid, columns x rows
-    config.max_nonfinite_steps = 20  # stop after this many non-finite steps in a row
+    # Stop after this many steps in a row with a non-finite loss or gradient (their updates are
+    # never applied); 1: at the first one.
+    config.max_nonfinite_steps = 1
 
     config.model = ml_collections.ConfigDict()
     config.model.z_dim = 512

@@ -21,6 +21,7 @@ datasets and fid,kid elsewhere.
 
 import argparse
 import json
+import os
 import sys
 
 import ml_collections
@@ -125,6 +126,8 @@ def _evaluate_network(args: argparse.Namespace) -> None:
 def _evaluate_images(args: argparse.Namespace) -> None:
     from stylejax.train.programs import make_mesh
 
+    if not os.path.exists(args.images):
+        raise ValueError(f"--images {args.images} does not exist; give a folder or a .zip of images")
     config = _config(args, base_config(), args.dataset)
     evaluator = Evaluator(config, None, make_mesh())
     batches = image_batches(args.images, evaluator.resolution, evaluator.channels,

@@ -22,12 +22,17 @@ STYLE_GROUPS = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}
 def style_layers(spec: str, num_ws: int) -> list[int]:
     """The ws a spec names: 'coarse' (0-3: 4^2-8^2), 'middle' (4-7: 16^2-32^2), 'fine' (8 on:
     64^2 and up), clipped to num_ws, or explicit indices like '0-3' or '0,2,4-5'."""
+    resolution = 2 ** (num_ws // 2 + 1)
     if spec in STYLE_GROUPS:
         lo, hi = STYLE_GROUPS[spec]
         layers = list(range(lo, min(num_ws, hi or num_ws)))
     else:
-        layers = parse_ranges(spec)
-    resolution = 2 ** (num_ws // 2 + 1)
+        try:
+            layers = parse_ranges(spec)
+        except ValueError:
+            raise ValueError(f"--styles {spec!r} is neither coarse, middle nor fine (lower case) "
+                             f"nor a range of ws such as 0-3 or 0,2,4-5 (this {resolution}x"
+                             f"{resolution} generator's ws are 0-{num_ws - 1})") from None
     if not layers or max(layers) >= num_ws:
         raise ValueError(f"--styles {spec!r} names no ws of this {resolution}x{resolution} generator, "
                          f"whose ws are 0-{num_ws - 1}: use coarse, middle, fine or a range within")

@@ -12,7 +12,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from stylejax.configs import apply_auto_rule
-from stylejax.errors import TrainingDivergedError, TrainingInterruptedError
+from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
 from stylejax.host_memory import keep_freed_host_memory
 from stylejax.official import load_network_file
 from stylejax.train.validate import validate_config
@@ -41,9 +41,24 @@ class _OrbaxProgressFilter(logging.Filter):
         return record.levelno >= logging.WARNING and not failed_save
 
 
+def check_workdir(path: str) -> None:
+    """The workdir exists as a writable directory, or can be made one."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"--workdir {path} is a file; give a directory (new or a run's)")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create --workdir {path}: {e.strerror}; choose a writable "
+                          "location") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"--workdir {path} is not writable; fix its permissions or choose another")
+
+
 def main(argv) -> int:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        print(f"error: unexpected arguments {' '.join(argv[1:])!r}: every option is a --flag "
+              "(see --helpshort)", file=sys.stderr)
+        return 2
     if FLAGS.coordinator_address or os.environ.get("SLURM_NTASKS", "1") != "1":
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     logging.getLogger().setLevel(logging.INFO)
@@ -62,7 +77,7 @@ def main(argv) -> int:
         validate_config(config, jax.device_count())  # a bad value fails in a second, not after imports
         from stylejax.train.loop import train  # heavy (TensorFlow, clu): after the config is known good
 
-        os.makedirs(FLAGS.workdir, exist_ok=True)
+        check_workdir(FLAGS.workdir)
         train(config, FLAGS.workdir)
     except (ValueError, TrainingDivergedError) as e:
         logging.debug("stopped", exc_info=True)
@@ -74,24 +89,43 @@ def main(argv) -> int:
     return 0
 
 
+def _config_path(argv: list[str]) -> str | None:
+    """The --config file named on the command line (without an override suffix)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1].split(":")[0]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1].split(":")[0]
+    return None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's parser, with bad flags, config files and overrides reported in one line, exit 2."""
     keys_hint = "the keys and their defaults are in stylejax/configs.py"
     try:
-        argv = FLAGS(argv)
+        remaining = FLAGS(argv)
         FLAGS.config.get("seed")  # the config file loads lazily: fail here, not mid-run
-        return argv
+        return remaining
     except flags.UnrecognizedFlagError as e:
         name = e.flagname
         message = (f"unknown config key {name[len('config.'):]!r} (--{name}); {keys_hint}"
                    if name.startswith("config.") else f"unknown flag --{name}; see --helpshort")
+    except SyntaxError as e:  # raised by the config file itself
+        message = (f"the --config file {e.filename} has a syntax error at line {e.lineno} "
+                   f"({e.msg}); fix it")
     except (AttributeError, KeyError) as e:  # an override of a key the config does not have
-        key = str(e).strip("\"'")
-        message = f"unknown config key {key!r} in a --config override; {keys_hint}"
+        if "get_config" in str(e):
+            message = (f"the --config file {_config_path(argv)} defines no get_config(); it must "
+                       "return the config, as experiments/default.py does")
+        else:
+            key = str(e).strip("\"'")
+            message = f"unknown config key {key!r} in a --config override; {keys_hint}"
     except flags.Error as e:
         message = str(e)
     except OSError as e:
-        message = f"cannot load the --config file: {' '.join(str(e).split())}"
+        path = _config_path(argv)
+        message = (f"the --config file {path} does not exist" if path and not os.path.exists(path)
+                   else f"cannot load the --config file: {' '.join(str(e).split())}")
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
 

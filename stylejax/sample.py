@@ -57,12 +57,22 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number, e.g. 0.7")
+    return value
+
+
 def _floats(text: str) -> list[float]:
     try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad list {text!r}: use numbers separated by commas, "
-                                         "e.g. 1,0.7,0.5") from None
+        return [_finite(x) for x in text.split(",")]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"bad list {text!r}: use finite numbers separated by "
+                                         "commas, e.g. 1,0.7,0.5") from None
 
 
 def _positive(kind: type) -> Callable[[str], int | float]:
@@ -95,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--trunc-cutoff", type=int, metavar="N",
                         help="truncate only the first N ws (default: all)")
     trunc = _Parser(add_help=False)
-    trunc.add_argument("--trunc", type=float, default=1.0, metavar="PSI",
+    trunc.add_argument("--trunc", type=_finite, default=1.0, metavar="PSI",
                        help="truncation psi (default 1: none)")
 
     parser = _Parser(prog="python -m stylejax.sample", description=__doc__,
@@ -141,13 +151,19 @@ def sample(args: argparse.Namespace) -> list[str]:
                          "--workdir")
     if args.mode == "interpolate" and len(args.seeds) < 2:
         raise ValueError("interpolate needs at least two --seeds, e.g. 0,1,2")
+    if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
+        raise ValueError(f"--outdir {args.outdir} is a file; give a directory (made if missing)")
     trained = load_generator(args.workdir or args.network, args.step)
     G = trained.G
     renderer = Renderer(G, trained.variables, noise_mode=args.noise_mode,
                         class_index=args.class_index, psi=getattr(args, "trunc", 1.0),
                         cutoff=args.trunc_cutoff)
     layers = style_layers(args.styles, G.num_ws) if args.mode == "mixing" else None
-    os.makedirs(args.outdir, exist_ok=True)
+    try:
+        os.makedirs(args.outdir, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot create --outdir {args.outdir}: {e.strerror}; choose a writable "
+                         "location") from None
 
     def out(name: str) -> str:
         return os.path.join(args.outdir, name)

@@ -72,6 +72,7 @@ def test_non_finite_phase_is_skipped_and_counted(setup):
     assert leaves_equal(new.d_opt_state, state.d_opt_state)
     assert not leaves_equal(new.g_params, state.g_params)
     assert int(metrics["nonfinite_streak"]) == 1 and int(new.nonfinite_total) == 1
+    assert int(metrics["nonfinite_phase"]) == 3  # d_main, the first phase to see the NaN
     again, _ = step(new, poisoned, g_reg_phase=False, d_reg_phase=False)
     assert int(again.nonfinite_streak) == 2
     healthy, _ = step(again, batch, g_reg_phase=False, d_reg_phase=False)
@@ -80,9 +81,11 @@ def test_non_finite_phase_is_skipped_and_counted(setup):
 
 
 def test_divergence_stops_with_a_clear_message():
-    check_finite({"nonfinite_streak": np.int32(4)}, limit=5, step=10)
-    with pytest.raises(TrainingDivergedError, match="5 steps in a row .* non-finite"):
-        check_finite({"nonfinite_streak": np.int32(5)}, limit=5, step=11)
+    check_finite({"nonfinite_streak": np.int32(4), "nonfinite_phase": np.int32(3)}, limit=5, step=10)
+    with pytest.raises(TrainingDivergedError, match=r"step 11 had a non-finite loss or gradient in "
+                                                    r"phase d_reg \(5 steps in a row\); its update was "
+                                                    r"not applied and nothing of it is saved"):
+        check_finite({"nonfinite_streak": np.int32(5), "nonfinite_phase": np.int32(4)}, limit=5, step=11)
 
 
 def test_same_seed_same_result_and_seed_matters(setup):

@@ -158,6 +158,10 @@ class Checkpoints:
     def step_dir(self, step: int) -> str:
         return os.path.join(self.directory, str(step))
 
+    def due(self, step: int, force: bool = False) -> bool:
+        """Whether `save` would save `step`: forced, or every `every_steps`."""
+        return force or bool(self.every_steps and step % self.every_steps == 0)
+
     def save(self, step: int, state: Any, *, force: bool = False,
              metrics: Mapping[str, float] | None = None) -> bool:
         """Starts saving `state` as `step` when due (every `every_steps`) or forced, with the
@@ -167,7 +171,7 @@ class Checkpoints:
         the files are written in the background. Waits first for the previous save, and
         raises CheckpointError if that one failed.
         """
-        if not force and not (self.every_steps and step % self.every_steps == 0):
+        if not self.due(step, force):
             return False
         self.wait()
         tree = flax.serialization.to_state_dict(state)

@@ -20,6 +20,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Iterable, Iterator
 
@@ -190,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes that decode and resize images (default: all cores)")
     args = parser.parse_args(argv)
+    received = []
+
+    def interrupt(signum, _frame):  # SIGTERM cleans up as Ctrl-C does
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         with cli_logging():
             summary = prepare(**vars(args))
@@ -198,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
-        return 130
+        return 128 + (received[0] if received else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items())
     classes = f", {summary.num_classes} classes" if summary.num_classes else ""
     skipped = f"; skipped {len(summary.skipped)} unreadable" if summary.skipped else ""

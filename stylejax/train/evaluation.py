@@ -58,11 +58,11 @@ class PeriodicEvaluation:
         self.every = config.eval_every_steps
         self.last_step = config.num_train_steps
         self.path = os.path.join(workdir, "metrics.jsonl")
-        self.recorded = forget_after(self.path, start) if jax.process_index() == 0 else set()
         self.evaluator = self.best = None
-        if config.metrics:
+        if config.metrics:  # first: a bad metric setting is refused before anything is written
             self.evaluator = Evaluator(config, G, mesh, data_dir=config.data_dir)
             self.best = BestCheckpoint(workdir, chosen_metric(config), metadata)
+        self.recorded = forget_after(self.path, start) if jax.process_index() == 0 else set()
 
     def __enter__(self) -> "PeriodicEvaluation":
         return self

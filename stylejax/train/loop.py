@@ -23,7 +23,7 @@ from stylejax.sampling import make_grid, save_png, to_uint8, z_from_seeds
 from stylejax.train.evaluation import PeriodicEvaluation
 from stylejax.train.programs import train_programs
 from stylejax.train.state import TrainState, build_networks
-from stylejax.train.step import regularization_phases
+from stylejax.train.step import PHASE_NAMES, regularization_phases
 from stylejax.train.stop import StopSignals
 from stylejax.train.validate import validate_config
 
@@ -112,11 +112,17 @@ class LogWindow:
 
 
 def check_finite(metrics: dict, limit: int, step: int) -> None:
+    """Stops the run once `limit` steps in a row had a non-finite loss or gradient (a non-finite
+    phase's update is never applied, so the state holds the last finite parameters)."""
     streak = int(metrics["nonfinite_streak"])
     if streak >= limit:
+        phase = int(metrics["nonfinite_phase"])
+        where = f"in phase {PHASE_NAMES[phase - 1]} " if phase else ""
         raise TrainingDivergedError(
-            f"{streak} steps in a row (up to step {step}) had a non-finite loss or gradient; "
-            "lower config.optim.g_lr / d_lr, raise config.loss.r1_gamma, or use float32")
+            f"step {step} had a non-finite loss or gradient {where}({streak} steps in a row); "
+            "its update was not applied and nothing of it is saved; lower config.optim.g_lr / "
+            "d_lr, raise config.loss.r1_gamma, use float32, or resume from an earlier step "
+            "(--config.restore_step)")
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -214,14 +220,16 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
         stop = context.enter_context(StopSignals())
         state = resume_or_init(config, checkpoints, programs.init, jax.random.key(config.seed), sizes,
                                network)
-        write_config(config, workdir)
         start = int(state.step)
+        # The metrics are checked before the config and the logs are written: a refused rerun
+        # leaves the workdir as it was.
+        evaluation = context.enter_context(
+            PeriodicEvaluation(config, G, programs.mesh, workdir, start, sizes))
+        write_config(config, workdir)
         writer = open_writer(config, workdir, state)
         samples = SampleGrid(config, G, data.num_classes, workdir)
         if config.init_from and start == 0 and config.sample_every_steps:
             log.info("samples of the imported network: %s", samples(state, 0, writer))
-        evaluation = context.enter_context(
-            PeriodicEvaluation(config, G, programs.mesh, workdir, start, sizes))
         evaluation.catch_up(state, writer)
         progress = periodic_actions.ReportProgress(num_train_steps=config.num_train_steps,
                                                    writer=writer)
@@ -247,7 +255,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
                 window.report(done, writer)
             stopped = stop.requested()
             checkpoints.poll()  # a save that failed in the background stops the run now
-            if checkpoints.save(done, state, force=last or stopped is not None):
+            force = last or stopped is not None
+            if checkpoints.due(done, force):  # a non-finite step is never saved
+                check_finite(metrics, config.max_nonfinite_steps, step)
+            if checkpoints.save(done, state, force=force):
                 log.info("saving checkpoint %s", checkpoints.step_dir(done))
             if stopped:
                 break

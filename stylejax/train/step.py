@@ -253,20 +253,31 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
     return TrainPhases(g_main, g_reg, d_main, d_reg, finish)
 
 
+# The phases, in order; a step's metric 'nonfinite_phase' is 1 + the index of the first one
+# whose loss or gradient was not finite (0: none).
+PHASE_NAMES = ("g_main", "g_reg", "d_main", "d_reg")
+
+
 def run_phases(phases: TrainPhases, state: TrainState, batch: dict, g_reg_phase: bool = False,
                d_reg_phase: bool = False) -> tuple[TrainState, dict]:
     """One iteration: the phases due, in the official order, threading the all-finite flag."""
     state, metrics, ok = phases.g_main(state)
+    first_bad = jnp.where(ok, 0, 1)
+
+    def run(index, phase, *args):
+        nonlocal state, ok, first_bad
+        state, more, now_ok = phase(state, *args, ok)
+        first_bad = jnp.where(ok & ~now_ok, index + 1, first_bad)
+        ok = now_ok
+        metrics.update(more)
+
     if g_reg_phase:
-        state, more, ok = phases.g_reg(state, ok)
-        metrics.update(more)
-    state, more, ok = phases.d_main(state, batch, ok)
-    metrics.update(more)
+        run(1, phases.g_reg)
+    run(2, phases.d_main, batch)
     if d_reg_phase:
-        state, more, ok = phases.d_reg(state, batch, ok)
-        metrics.update(more)
+        run(3, phases.d_reg, batch)
     state, more = phases.finish(state, ok)
-    return state, {**metrics, **more}
+    return state, {**metrics, **more, "nonfinite_phase": first_bad.astype(jnp.int32)}
 
 
 def regularization_phases(config: ml_collections.ConfigDict, step: int) -> tuple[bool, bool]:

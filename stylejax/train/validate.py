@@ -3,6 +3,7 @@
 import ml_collections
 
 from stylejax.errors import ConfigError
+from stylejax.models.architecture import check_resolution
 from stylejax.models.discriminator import D_ARCHITECTURES
 from stylejax.models.synthesis import G_ARCHITECTURES
 
@@ -32,6 +33,10 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     for key in UNIT_INTERVAL:
         if not 0 <= _get(config, key) <= 1:
             raise ConfigError(f"config.{key} must be in [0, 1], got {_get(config, key)}")
+    try:
+        check_resolution(config.resolution)
+    except ValueError as e:
+        raise ConfigError(f"config.resolution: {e}") from None
     batch = config.batch_size
     if batch % num_devices:
         suggestion = max(1, batch // num_devices) * num_devices

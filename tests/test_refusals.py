@@ -1,0 +1,90 @@
+"""Every refusal of bad input through the CLIs, in one table: the command, its exit status and its
+one line. Each row runs the CLI as a user does (a subprocess) and checks that it printed exactly
+one `error:` line, no traceback, and wrote nothing. A new CLI option adds a row here."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import official_files as of
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT = os.path.join(REPO, "experiments", "default.py")
+TINY = os.path.join(REPO, "tests", "fixtures", "official", "tiny.pkl")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The bad inputs the rows name: {file name without its suffix: path}."""
+    root = tmp_path_factory.mktemp("inputs")
+    (root / "syntax.py").write_text("def get_config(:\n    pass\n")
+    (root / "no_get_config.py").write_text("from stylejax.configs import base_config\n\n\n"
+                                           "def other():\n    return base_config()\n")
+    (root / "a_file").write_text("not a directory\n")
+    of.write(root / "evil.pkl", dict(G_ema=of.Call(of.Global("os", "system"), (f"touch {root}/pwned",))))
+    return {p.stem: str(p) for p in root.iterdir()} | {"root": str(root)}
+
+
+def main(*args):
+    return ["-m", "stylejax.main", *args]
+
+
+def sample(mode, *args):
+    return ["-m", "stylejax.sample", mode, "--network", TINY, *args]
+
+
+# (command with {placeholders} for `files` and {out}, exit status, what the one line says)
+REFUSALS = [
+    (main("--config", "{syntax}", "--workdir", "{out}"), 2,
+     "the --config file {syntax} has a syntax error at line 1"),
+    (main("--config", "{no_get_config}", "--workdir", "{out}"), 2,
+     "the --config file {no_get_config} defines no get_config()"),
+    (main("--config", "{root}/missing.py", "--workdir", "{out}"), 2,
+     "the --config file {root}/missing.py does not exist"),
+    (main("--config", DEFAULT, "--workdir", "{a_file}"), 2,
+     "--workdir {a_file} is a file; give a directory"),
+    (main("--config", DEFAULT, "--workdir", "{a_file}/run"), 2,
+     "cannot create --workdir {a_file}/run: Not a directory"),
+    (main("--config", DEFAULT, "--workdir", "{out}", "extra"), 2, "unexpected arguments 'extra'"),
+    (main("--config", DEFAULT, "--workdir", "{out}", "--config.resolution=24"), 2,
+     "config.resolution: resolution must be a power of two from 8 to 1024, got 24"),
+    (main("--config", DEFAULT, "--workdir", "{out}", "--config.restore_step=-1"), 2,
+     "config.restore_step must be a saved step (>= 0) or None, got -1"),
+    (main("--config", DEFAULT, "--workdir", "{out}", "--config.model.g_architecture=Skip"), 2,
+     "config.model.g_architecture='Skip' is not one of skip, orig, resnet"),
+    (main("--config", DEFAULT, "--workdir", "{out}", "--config.init_from={evil}"), 2,
+     "{evil}: refused: it names the global os.system"),
+    (sample("seeds", "--seeds", "0", "--trunc", "nan", "--outdir", "{out}"), 2,
+     "argument --trunc: 'nan' is not a finite number"),
+    (sample("grid", "--seeds", "0", "--trunc", "inf", "--outdir", "{out}"), 2,
+     "argument --trunc: 'inf' is not a finite number"),
+    (sample("truncation", "--seeds", "0", "--psis", "1,nan", "--outdir", "{out}"), 2,
+     "argument --psis: bad list '1,nan': use finite numbers"),
+    (sample("mixing", "--row-seeds", "0", "--col-seeds", "1", "--styles", "Coarse", "--outdir", "{out}"),
+     2, "--styles 'Coarse' is neither coarse, middle nor fine"),
+    (sample("seeds", "--seeds", "0", "--outdir", "{a_file}"), 2, "--outdir {a_file} is a file"),
+    (sample("seeds", "--seeds", "0", "--step", "2", "--outdir", "{out}"), 2,
+     "is a network file, which has no checkpoint steps: drop --step"),
+    (["-m", "stylejax.sample", "seeds", "--network", "{evil}", "--seeds", "0", "--outdir", "{out}"], 2,
+     "refused: it names the global os.system"),
+    (["-m", "stylejax.evaluate", "--images", "{root}/missing"], 1,
+     "--images {root}/missing does not exist"),
+]
+
+
+@pytest.mark.parametrize("command,status,line", REFUSALS,
+                         ids=[" ".join(c[1:3] + c[3:][-2:]) for c, _, _ in REFUSALS])
+def test_refused_in_one_line(files, tmp_path, command, status, line):
+    out = str(tmp_path / "out")
+    names = {**files, "out": out}
+    args = [arg.format(**names) for arg in command]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "STYLEJAX_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                            timeout=300, cwd=REPO)
+    errors = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+    assert result.returncode == status, result.stderr[-2000:]
+    assert len(errors) == 1 and line.format(**names) in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(out) and not os.path.exists(os.path.join(files["root"], "pwned"))
