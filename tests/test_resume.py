@@ -100,6 +100,18 @@ def test_damaged_newest_checkpoint_is_refused_then_restore_step_resumes_exactly(
     assert os.listdir(tmp_path / "checkpoints_set_aside") == ["4"]
 
 
+def test_a_refused_rerun_changes_nothing_in_the_workdir(data_dir, tmp_path):
+    """A rerun whose metric setting is refused leaves config.json, the logs and the checkpoints
+    as they were (sampling and evaluating read config.json)."""
+    train(run_config(data_dir, 2), str(tmp_path))
+    before = snapshot(tmp_path)
+    config = run_config(data_dir, 4)
+    config.metrics = ("no_such_metric",)
+    with pytest.raises(ValueError, match="unknown metric 'no_such_metric'"):
+        train(config, str(tmp_path))
+    assert snapshot(tmp_path) == before
+
+
 def test_rerun_with_another_architecture_is_refused_and_costs_nothing(data_dir, tmp_path):
     save_init_checkpoint(tmp_path, run_config(data_dir), step=2)
     before = snapshot(tmp_path)
