@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -300,3 +302,24 @@ def test_cli_as_a_process_exits_non_zero_without_traceback(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"error: source {tmp_path / 'missing'} does "
                                                   "not exist"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_write_leaves_no_staging_folder(tmp_path, signum):
+    """SIGTERM (a scheduler stopping the job) cleans up as Ctrl-C does: 128 + the signal, and
+    nothing in the data dir, not even the hidden staging folder."""
+    helpers.write_folder(tmp_path / "images", helpers.random_images(400, 64, 64))
+    data_dir = tmp_path / "d"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stylejax.data.prepare", "--source", str(tmp_path / "images"),
+         "--name", "slow", "--resolution", "512", "--workers", "1", "--data-dir", str(data_dir)],
+        stderr=subprocess.PIPE, text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    deadline = time.time() + 120
+    while not any(e.endswith(".incomplete") for e in helpers.dataset_entries(data_dir)):
+        assert proc.poll() is None and time.time() < deadline, "no staging folder appeared"
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=120) == 128 + signum
+    assert "interrupted; nothing was written" in proc.stderr.read()
+    assert helpers.dataset_entries(data_dir) == []
