@@ -151,7 +151,8 @@ def resume_or_init(config: ml_collections.ConfigDict, checkpoints: Checkpoints, 
     moved = checkpoints.set_aside_after(step)
     if moved:
         log.warning("moved the newer checkpoints of steps %s to %s (config.restore_step=%d); "
-                    "nothing was deleted", ", ".join(map(str, moved)), SET_ASIDE_SUBDIR, step)
+                    "nothing was deleted. Later reruns: drop --config.restore_step, or they go back "
+                    "to step %d again", ", ".join(map(str, moved)), SET_ASIDE_SUBDIR, step, step)
     return state
 
 
@@ -272,7 +273,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     if stopped and reached < config.num_train_steps:
         raise TrainingInterruptedError(
             f"{signal.Signals(stopped).name}: stopped after step {reached} of {config.num_train_steps}; "
-            f"saved {checkpoints.step_dir(reached)}; rerun the same command to resume", stopped)
+            f"saved {checkpoints.step_dir(reached)}; rerun the same command"
+            f"{' without --config.restore_step' if config.restore_step is not None else ''} to "
+            "resume", stopped)
     return state
 
 
