@@ -308,3 +308,13 @@ def test_another_architecture_is_named(tmp_path):
     of.write(path, snapshot(nets))
     with pytest.raises(NetworkFileError, match="has a tensor 'synthesis.input.freqs'"):
         load_network_file(str(path))
+
+
+def test_a_size_stylejax_does_not_build_is_named(tmp_path):
+    nets = tiny_nets(("G_ema",))
+    nets["G_ema"][1]["img_resolution"] = 2048
+    path = tmp_path / "huge.pkl"
+    of.write(path, snapshot(nets))
+    with pytest.raises(NetworkFileError, match=r"unsupported network: resolution must be a power of two "
+                                               r"from 8 to 1024, got 2048; stylejax reads"):
+        load_network_file(str(path))

@@ -7,6 +7,7 @@ stylejax network the kwargs describe is taken from exactly one tensor of matchin
 tensor left over means an architecture stylejax does not represent: both are refused in one line.
 """
 
+import contextlib
 import dataclasses
 
 import jax
@@ -69,22 +70,35 @@ class Architecture:
                 node[name] = value
 
     def generator(self) -> Generator:
-        return Generator(z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim,
-                         resolution=self.resolution, img_channels=self.img_channels,
-                         channel_base=self.channel_base, channel_max=self.channel_max,
-                         mapping_layers=self.mapping_layers, architecture=self.g_architecture,
-                         conv_clamp=self.conv_clamp, use_noise=self.use_noise)
-
-    def discriminator(self) -> Discriminator:
-        return Discriminator(c_dim=self.c_dim, architecture=self.d_architecture,
+        with _as_unsupported():
+            return Generator(z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim,
                              resolution=self.resolution, img_channels=self.img_channels,
                              channel_base=self.channel_base, channel_max=self.channel_max,
-                             mbstd_group_size=self.mbstd_group_size,
-                             mbstd_num_channels=self.mbstd_num_channels, conv_clamp=self.conv_clamp)
+                             mapping_layers=self.mapping_layers, architecture=self.g_architecture,
+                             conv_clamp=self.conv_clamp, use_noise=self.use_noise)
+
+    def discriminator(self) -> Discriminator:
+        with _as_unsupported():
+            return Discriminator(c_dim=self.c_dim, architecture=self.d_architecture,
+                                 resolution=self.resolution, img_channels=self.img_channels,
+                                 channel_base=self.channel_base, channel_max=self.channel_max,
+                                 mbstd_group_size=self.mbstd_group_size,
+                                 mbstd_num_channels=self.mbstd_num_channels,
+                                 conv_clamp=self.conv_clamp)
 
 
 def _unsupported(what: str) -> NetworkFileError:
     return NetworkFileError(f"unsupported network: {what}; {SUPPORTED}")
+
+
+@contextlib.contextmanager
+def _as_unsupported():
+    """A network stylejax's modules refuse (a resolution above 1024, an unknown architecture)
+    is an unsupported network file, said as such."""
+    try:
+        yield
+    except ValueError as e:
+        raise _unsupported(str(e).split(";")[0]) from None
 
 
 def _take(kwargs: dict, defaults: dict, where: str) -> dict:
@@ -129,6 +143,9 @@ def generator_architecture(kwargs: dict) -> Architecture:
         channel_base=32768, channel_max=512, conv_clamp=None, architecture="skip",
         resample_filter=[1, 3, 3, 1], use_noise=True, activation="lrelu", kernel_size=3),
         "G synthesis_kwargs")
+    missing = [k for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels") if top[k] is None]
+    if missing:
+        raise NetworkFileError(f"G's constructor kwargs lack {missing[0]!r}")
     w_dim = top["w_dim"]
     _check_mapping(mapping, w_dim, "G mapping")
     _require(mapping["w_avg_beta"], 0.995, "G mapping w_avg_beta")

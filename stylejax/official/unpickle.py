@@ -209,7 +209,7 @@ def read_network_pickle(path: str):
     except OSError as e:
         raise NetworkFileError(f"cannot read network file {path}: {e.strerror or e}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
-            struct.error) as e:  # what the unpickler raises on a damaged or foreign stream
+            struct.error, RecursionError) as e:  # what the unpickler raises on a damaged stream
         raise NetworkFileError(f"{path} is not a readable network pickle ({type(e).__name__}: {e}); "
                                "use a stylegan2-ada-pytorch snapshot or a TensorFlow StyleGAN2 "
                                ".pkl, complete and unmodified") from None
