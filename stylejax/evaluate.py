@@ -137,7 +137,8 @@ def _evaluate_images(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The CLI: results on stdout; one line on stderr and exit status 1 for any bad input."""
+    """The CLI: results on stdout; one line on stderr and exit status 2 for any bad input, as every
+    stylejax CLI."""
     args = _parser().parse_args(argv)
     try:
         with cli_logging():  # progress and notes as 'LEVEL: message'
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 _evaluate_run(args)
     except ValueError as e:  # DatasetError, MetricsError, CheckpointError, ConfigError
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     return 0
 
 

@@ -251,7 +251,7 @@ def test_step_best_without_a_best_checkpoint_is_one_clear_line(run, tmp_path, ca
     before = snapshot(workdir)
     assert sample.main(["seeds", "--workdir", str(workdir), "--outdir", str(tmp_path / "out"), "--seeds",
                         "1", "--step", "best"]) == 2
-    assert evaluate.main(["--workdir", str(workdir), "--step", "best"]) == 1
+    assert evaluate.main(["--workdir", str(workdir), "--step", "best"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err), err
     assert all(re.search(message, line) for line in err), err

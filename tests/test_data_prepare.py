@@ -288,7 +288,7 @@ def test_cli_bad_input_is_one_line_and_non_zero(tmp_path, data_dir, capsys, case
     rc = main(["--source", str(source), "--name", name, "--resolution", resolution,
                "--data-dir", data_dir])
     out, err = capsys.readouterr()
-    assert rc == 1
+    assert rc == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
     assert_nothing_written(data_dir, keep=("taken",))
 
@@ -299,7 +299,7 @@ def test_cli_as_a_process_exits_non_zero_without_traceback(tmp_path):
          "--name", "x", "--resolution", "8", "--data-dir", str(tmp_path / "d")],
         capture_output=True, text=True, timeout=120,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: source {tmp_path / 'missing'} does "
                                                   "not exist"]
 

@@ -206,7 +206,7 @@ def test_cli_bad_input_is_one_line_and_non_zero(data_dir, cache_dir, tmp_path, c
     }[case]
     rc, out, err = run_cli(capsys, "--images", str(tmp_path / folder), "--data-dir", data_dir,
                            "--cache-dir", cache_dir, *extra)
-    assert rc == 1 and out == ""
+    assert rc == 2 and out == ""
     lines = [line for line in err.splitlines() if not line.startswith("WARNING: skipped")]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
 
@@ -217,7 +217,7 @@ def test_cli_as_a_process_exits_non_zero_without_traceback(data_dir, tmp_path):
          "--inception", str(tmp_path / "inception-2015-12-05.tgz"), "--data-dir", data_dir],
         capture_output=True, text=True, timeout=300, cwd=REPO,
         env={**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert result.returncode == 1
+    assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "inception-2015-12-05.tgz does not exist" in errors[0]
     assert "Traceback" not in result.stderr

@@ -85,7 +85,7 @@ def test_evaluate_scores_a_network_file(tmp_path, capsys, monkeypatch):
     assert evaluate.main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["network"] == TINY and result["fid_digits"] > 0
-    assert evaluate.main([*args[:3], "digits16", *args[4:]]) == 1
+    assert evaluate.main([*args[:3], "digits16", *args[4:]]) == 2
     assert "makes 32x32 images with 3 channels but dataset 'digits16' has 16x16" in capsys.readouterr().err
 
 

@@ -69,7 +69,7 @@ REFUSALS = [
      "is a network file, which has no checkpoint steps: drop --step"),
     (["-m", "stylejax.sample", "seeds", "--network", "{evil}", "--seeds", "0", "--outdir", "{out}"], 2,
      "refused: it names the global os.system"),
-    (["-m", "stylejax.evaluate", "--images", "{root}/missing"], 1,
+    (["-m", "stylejax.evaluate", "--images", "{root}/missing"], 2,
      "--images {root}/missing does not exist"),
 ]
 

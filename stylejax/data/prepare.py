@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = prepare(**vars(args))
     except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         return 128 + (received[0] if received else signal.SIGINT)
