@@ -42,9 +42,10 @@ def _array_checksum(x, xp) -> list:
     return out
 
 
-def _names(tree: Any) -> list[str]:
-    return [jax.tree_util.keystr(path, simple=True, separator=".")
-            for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+def flat_arrays(tree: Any) -> dict[str, Any]:
+    """{'g_params.mapping.fc0.bias': leaf, ...}: the dotted names orbax uses on disk."""
+    return {jax.tree_util.keystr(path, simple=True, separator="."): leaf
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 @jax.jit
@@ -54,16 +55,17 @@ def _device_checksums(leaves: list) -> list:
 
 def checksums(tree: Any) -> dict[str, str]:
     """{dotted array name: checksum} of a tree of jax arrays, computed on their devices."""
-    leaves = jax.tree_util.tree_leaves(tree)
-    sums = jax.device_get(_device_checksums(leaves))
-    return {name: f"{int(a):08x}{int(b):08x}" for name, (a, b) in zip(_names(tree), sums, strict=True)}
+    arrays = flat_arrays(tree)
+    sums = jax.device_get(_device_checksums(list(arrays.values())))
+    return {name: f"{int(a):08x}{int(b):08x}" for name, (a, b) in zip(arrays, sums, strict=True)}
 
 
 def host_checksums(tree: Any) -> dict[str, str]:
     """The same checksums of a tree of numpy arrays."""
+    arrays = flat_arrays(tree)
     with np.errstate(over="ignore"):
-        sums = [_array_checksum(np.asarray(x), np) for x in jax.tree_util.tree_leaves(tree)]
-    return {name: f"{int(a):08x}{int(b):08x}" for name, (a, b) in zip(_names(tree), sums, strict=True)}
+        sums = [_array_checksum(np.asarray(x), np) for x in arrays.values()]
+    return {name: f"{int(a):08x}{int(b):08x}" for name, (a, b) in zip(arrays, sums, strict=True)}
 
 
 def mismatches(stored: dict[str, str], actual: dict[str, str]) -> list[str]:

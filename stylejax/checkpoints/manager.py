@@ -24,7 +24,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
-from stylejax.checkpoints.integrity import checksums, host_checksums, mismatches
+from stylejax.checkpoints.integrity import checksums, flat_arrays, host_checksums, mismatches
 from stylejax.errors import CheckpointError
 
 SUBDIR = "checkpoints"
@@ -74,18 +74,12 @@ def _reading():
     sys.unraisablehook = hook  # not reached on failure: the stragglers come later
 
 
-def _flat(tree: Any) -> dict[str, Any]:
-    """{'g_params.mapping.fc0.bias': leaf, ...}: the dotted names orbax uses on disk."""
-    return {jax.tree_util.keystr(path, simple=True, separator="."): leaf
-            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
-
-
 def tree_differences(stored: Any, expected: Any, partial: bool = False) -> list[str]:
     """How a checkpoint's array tree differs from the expected one (shapes and dtypes, by name).
 
     With `partial`, arrays the checkpoint has beyond the expected ones are not differences.
     """
-    have, want = _flat(stored), _flat(expected)
+    have, want = flat_arrays(stored), flat_arrays(expected)
     out = [f"{k}: missing from the checkpoint" for k in sorted(want.keys() - have.keys())]
     if not partial:
         out += [f"{k}: in the checkpoint, not in the network" for k in sorted(have.keys() - want.keys())]
