@@ -22,8 +22,8 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from stylejax.checkpoints import load_generator
 from stylejax.host_memory import keep_freed_host_memory
+from stylejax.networks import build_networks
 from stylejax.train.programs import make_mesh
-from stylejax.train.state import build_networks
 
 
 def main() -> None:

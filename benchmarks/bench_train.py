@@ -28,8 +28,8 @@ import numpy as np
 
 from stylejax.configs import base_config
 from stylejax.host_memory import keep_freed_host_memory
+from stylejax.networks import build_networks
 from stylejax.train.programs import phase_arguments, train_programs
-from stylejax.train.state import build_networks
 from stylejax.train.step import regularization_phases
 
 

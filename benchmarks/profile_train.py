@@ -26,8 +26,8 @@ from bench_train import benchmark_config, cli_arguments, phase_runner
 from jax.profiler import ProfileData
 
 from stylejax.host_memory import keep_freed_host_memory
+from stylejax.networks import build_networks
 from stylejax.train.programs import train_programs
-from stylejax.train.state import build_networks
 from stylejax.train.step import TrainPhases
 
 STEP_PHASES = ("g_main", "g_reg", "d_main", "d_reg", "ema")

@@ -11,9 +11,10 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from stylejax.checkpoints import Checkpoints
+from stylejax.networks import build_networks
 from stylejax.train.loop import write_config
 from stylejax.train.programs import make_mesh
-from stylejax.train.state import build_networks, create_train_state
+from stylejax.train.state import create_train_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_CONFIG = os.path.join(REPO, "tests", "scripts", "tiny_run.py")

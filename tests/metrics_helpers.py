@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylejax.configs import base_config
-from stylejax.train.state import build_networks
+from stylejax.networks import build_networks
 from tests.train_helpers import tiny_config
 
 

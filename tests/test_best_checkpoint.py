@@ -16,11 +16,11 @@ from PIL import Image
 
 from stylejax import evaluate, sample
 from stylejax.checkpoints import BestCheckpoint, Checkpoints, load_generator
+from stylejax.networks import build_networks
 from stylejax.sampling import to_uint8, z_from_seeds
 from stylejax.train import evaluation
 from stylejax.train.evaluation import PeriodicEvaluation, forget_after
 from stylejax.train.loop import write_config
-from stylejax.train.state import build_networks
 from tests.checkpoint_helpers import assert_bitwise_equal, flat_leaves, snapshot
 from tests.train_helpers import tiny_config
 

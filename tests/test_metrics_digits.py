@@ -19,8 +19,9 @@ from stylejax.data.pipeline import InputPipeline
 from stylejax.metrics import digits_classifier, features
 from stylejax.metrics.evaluator import Evaluator
 from stylejax.metrics.inception_weights import URL
+from stylejax.networks import build_networks
 from stylejax.train.programs import make_mesh
-from stylejax.train.state import build_networks, create_train_state
+from stylejax.train.state import create_train_state
 from tests.metrics_helpers import metrics_config, tiny_generator, tiny_generator_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from stylejax.configs import apply_auto_rule, base_config
-from stylejax.train.state import build_networks
+from stylejax.networks import build_networks
 from stylejax.train.validate import validate_config
 
 EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")

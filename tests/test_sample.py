@@ -12,9 +12,9 @@ from PIL import Image
 
 from stylejax.figures import Renderer, interpolation_frames
 from stylejax.models import mix_styles
+from stylejax.networks import build_networks
 from stylejax.sample import main
 from stylejax.sampling import GAP_VALUE, make_grid, to_uint8, z_from_seeds
-from stylejax.train.state import build_networks
 from tests.checkpoint_helpers import save_init_checkpoint, snapshot, truncate_arrays
 from tests.train_helpers import tiny_config
 

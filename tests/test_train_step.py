@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from stylejax.errors import TrainingDivergedError
+from stylejax.networks import build_networks
 from stylejax.train.loop import check_finite
-from stylejax.train.state import build_networks, create_train_state
+from stylejax.train.state import create_train_state
 from stylejax.train.step import TrainPhases, make_phases, regularization_phases, run_phases
 from tests.train_helpers import random_batch, tiny_config
 

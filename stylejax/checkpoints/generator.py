@@ -22,9 +22,9 @@ from stylejax.checkpoints.manager import Checkpoints
 from stylejax.configs import base_config
 from stylejax.errors import CheckpointError
 from stylejax.models import Generator
+from stylejax.networks import build_networks
 from stylejax.official import is_network_file, load_network_file
 from stylejax.steps import BEST
-from stylejax.train.state import build_networks
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,11 +18,12 @@ from stylejax.checkpoints.manager import SET_ASIDE_SUBDIR
 from stylejax.data.pipeline import InputPipeline, to_global
 from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
 from stylejax.files import write_atomically
+from stylejax.networks import build_networks
 from stylejax.official import NetworkFile, load_network_file
 from stylejax.sampling import make_grid, save_png, to_uint8, z_from_seeds
 from stylejax.train.evaluation import PeriodicEvaluation
 from stylejax.train.programs import train_programs
-from stylejax.train.state import TrainState, build_networks
+from stylejax.train.state import TrainState
 from stylejax.train.step import PHASE_NAMES, regularization_phases
 from stylejax.train.stop import StopSignals
 from stylejax.train.validate import validate_config

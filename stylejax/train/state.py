@@ -37,23 +37,6 @@ class TrainState:
         return {"params": params, "stats": self.g_stats, "noise_consts": self.noise_consts}
 
 
-def build_networks(config: ml_collections.ConfigDict, c_dim: int,
-                   img_channels: int) -> tuple[Generator, Discriminator]:
-    m = config.model
-    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(m.dtype)
-    if dtype is None:
-        raise ValueError(f"config.model.dtype must be 'float32' or 'bfloat16', got {m.dtype!r}")
-    shared = dict(c_dim=c_dim, resolution=config.resolution, img_channels=img_channels,
-                  channel_base=m.channel_base, channel_max=m.channel_max, dtype=dtype)
-    shared.update(conv_clamp=m.conv_clamp)
-    G = Generator(z_dim=m.z_dim, w_dim=m.w_dim, mapping_layers=m.mapping_layers, modconv=m.modconv,
-                  use_noise=m.get("use_noise", True), architecture=m.g_architecture,
-                  **shared)
-    D = Discriminator(architecture=m.d_architecture, mbstd_group_size=m.mbstd_group_size,
-                      mbstd_num_channels=m.mbstd_num_channels, **shared)
-    return G, D
-
-
 def lazy_regularization_ratio(interval: int) -> float:
     """Lazy regularisation runs every `interval` steps: Adam sees (I+1)/I as many updates."""
     return interval / (interval + 1) if interval > 0 else 1.0

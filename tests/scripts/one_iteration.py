@@ -11,8 +11,8 @@ import jax
 import numpy as np
 
 from stylejax.data.pipeline import to_global
+from stylejax.networks import build_networks
 from stylejax.train.programs import phase_arguments, train_programs
-from stylejax.train.state import build_networks
 from tests.scripts.processes import add_process_flags, join_processes
 from tests.train_helpers import random_batch, tiny_config
 
