@@ -5,9 +5,9 @@
 
 The train step's time is mostly convolutions; this separates the three
 convolutions each layer costs in training, so that a slow one (on XLA CPU, the
-weight gradient) shows up on its own; weight_gradient_chunked is the same gradient
-through stylejax.models.conv, as the networks take it (summed over batch chunks on
-CPU). The two matmul bounds are the weight gradient as matmuls over operands made for
+weight gradient) shows up on its own; weight_gradient_tuned is the same gradient
+through stylejax/ops/cpu_conv.py, as the networks take it with model.impl="tuned" (summed
+over batch chunks). The two matmul bounds are the weight gradient as matmuls over operands made for
 free: nine per-tap [in, rows] @ [rows, out] (one timed, x 9), or one [9 in, rows] @ [rows, out]
 over im2col patches, whose operand is nine times the input. 'same' 3x3, stride 1, NHWC / HWIO,
 as the networks run them (the up-conv's polyphase kernel is 3x3 with 4x the output channels at
@@ -22,14 +22,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from bench_train import matmul_peak_flops
-from jax import lax
 
 from stylejax.host_memory import keep_freed_host_memory
-from stylejax.models.conv import NHWC, conv2d
+from stylejax.models.conv import conv2d
+from stylejax.ops.cpu_conv import CpuConv2d
+
+SAME = ((1, 1), (1, 1))
 
 
 def conv(x, w):
-    return lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=NHWC)
+    return conv2d(x, w, SAME)
 
 
 def median_seconds(fn, *args, repeats: int) -> float:
@@ -65,8 +67,8 @@ def main():
                                          w, dy, repeats=args.repeats),
         "weight_gradient": median_seconds(lambda x, dy: jax.vjp(lambda w: conv(x, w), w)[1](dy)[0],
                                           x, dy, repeats=args.repeats),
-        "weight_gradient_chunked": median_seconds(
-            lambda x, dy: jax.vjp(lambda w: conv2d(x, w, ((1, 1), (1, 1))), w)[1](dy)[0],
+        "weight_gradient_tuned": median_seconds(
+            lambda x, dy: jax.vjp(lambda w: CpuConv2d()(x, w, SAME), w)[1](dy)[0],
             x, dy, repeats=args.repeats),
         "tap_matmul_bound": 9 * median_seconds(jnp.matmul, rows.T, dy_rows, repeats=args.repeats),
         "im2col_matmul_bound": median_seconds(

@@ -6,6 +6,8 @@
         --mapping 8 --batch 8 --dtype bfloat16 --json out.json
     python benchmarks/bench_train.py --resolution 256 --channel-base 16384 --channel-max 512 \
         --mapping 8 --batch 8 --compile-only      # compile time at 256 on a CPU
+    python benchmarks/bench_train.py --config experiments/default.py --compare-impl
+                                                  # model.impl reference against tuned, one process
 
 One iteration = G main + D main, plus G reg every 4th and D reg every 16th
 iteration, each phase its own compiled program: a window of 16 iterations holds
@@ -13,9 +15,12 @@ each phase in its real proportion, so images/s over windows is the amortised
 training speed. Numbers are medians over windows after a warm-up; the matmul
 peak is measured after every window and each window is compared with its own
 peak, so the ratio holds on a noisy shared machine whose speed drifts.
+With --compare-impl, the reference and the tuned convolution (config.model.impl) train in
+one process, their windows interleaved, and each pair of neighbouring windows gives a ratio.
 """
 
 import argparse
+import importlib.util
 import json
 import resource
 import sys
@@ -24,12 +29,13 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from stylejax.configs import base_config
 from stylejax.host_memory import keep_freed_host_memory
-from stylejax.networks import build_networks
-from stylejax.train.programs import phase_arguments, train_programs
+from stylejax.networks import MODEL_IMPLS, build_networks
+from stylejax.train.programs import TrainPrograms, phase_arguments, train_programs
 from stylejax.train.step import regularization_phases
 
 
@@ -40,9 +46,21 @@ def benchmark_config(args):
     config.device_batch = args.device_batch
     config.model.update(channel_base=args.channel_base, channel_max=args.channel_max,
                         mapping_layers=args.mapping, z_dim=512, w_dim=512, dtype=args.dtype,
-                        modconv=args.modconv, mbstd_group_size=4)
+                        modconv=args.modconv, mbstd_group_size=4, impl=args.impl)
     config.loss.update(r1_gamma=0.01, d_reg_interval=16, g_reg_interval=4, pl_weight=2.0,
                        pl_batch_shrink=2, style_mixing_prob=0.9)
+    return config
+
+
+def train_config(args) -> ml_collections.ConfigDict:
+    """The experiment file's config (--config) with --impl, or else the benchmark config."""
+    if args.config is None:
+        return benchmark_config(args)
+    spec = importlib.util.spec_from_file_location("experiment", args.config)
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    config = experiment.get_config()
+    config.model.impl = args.impl
     return config
 
 
@@ -128,6 +146,8 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: the whole share in one round")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--modconv", choices=("shared", "fused"), default="shared")
+    parser.add_argument("--impl", choices=MODEL_IMPLS, default="auto",
+                        help="config.model.impl: the networks' stride-1 convolution")
 
 
 def main():
@@ -137,22 +157,26 @@ def main():
     parser.add_argument("--windows", type=int, default=5, help="timed windows of 16 iterations")
     parser.add_argument("--matmul", type=int, default=0, help="matmul size for the peak (0: by backend)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--config", help="an experiment file (experiments/*.py) to time instead of "
+                                         "the benchmark config; the network and batch flags are ignored")
     parser.add_argument("--compile-only", action="store_true",
                         help="compile every phase and report compile times and FLOPs, no timing "
                              "(large resolutions on a CPU, where one step takes minutes)")
+    parser.add_argument("--compare-impl", action="store_true",
+                        help="img/s of model.impl 'reference' and 'tuned' in interleaved windows, "
+                             "and their ratio (--impl is ignored)")
     args = parser.parse_args()
     keep_freed_host_memory()  # as stylejax.main does: time what a training run gets
 
     compiles = CompileCounter()
-    config = benchmark_config(args)
+    config = train_config(args)
+    if args.compare_impl:
+        report(compare_impls(config, args.windows, compiles), args.json)
+        return
     G, D = build_networks(config, 0, 3)
     programs = train_programs(config, G, D)
-    batch_sharding = programs.batch_sharding
     state = programs.init(jax.random.key(0))
-    images = jax.device_put(jax.random.uniform(jax.random.key(1), (args.batch, args.resolution,
-                                                                   args.resolution, 3), minval=-1),
-                            batch_sharding)
-    batch = {"image": images, "label": jax.device_put(jnp.zeros((args.batch, 0)), batch_sharding)}
+    batch = random_batch(config, programs)
 
     run, arguments = phase_runner(programs, batch)
     schedule = [phase for s in range(16) for phase in phases_due(config, s)]
@@ -180,7 +204,7 @@ def main():
             times.append(time.perf_counter() - start)
         phase_s[name] = float(np.median(times))
 
-    flops_per_image = sum(flops[name] for name in schedule) / (16 * args.batch)
+    flops_per_image = sum(flops[name] for name in schedule) / (16 * config.batch_size)
     backend = jax.default_backend()
     results = {
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({backend})",
@@ -200,7 +224,7 @@ def main():
         results.update(time_windows(config, programs.step, state, batch, args.windows, compiles,
                                     peak=lambda: matmul_peak_flops(matmul) * devices))
         results["phase_s"] = phase_s
-        ratios = [flops_per_image * 16 * args.batch / (window * peak)
+        ratios = [flops_per_image * 16 * config.batch_size / (window * peak)
                   for window, peak in zip(results["window_s_all"], results["matmul_peak_all"],
                                               strict=True)]
         results.update(achieved_flops_per_s=flops_per_image * results["img_per_s"],
@@ -210,19 +234,66 @@ def main():
     report(results, args.json)
 
 
+def random_batch(config: ml_collections.ConfigDict, programs: TrainPrograms) -> dict:
+    """A batch of uniform noise images (3 channels, no labels), split over the devices."""
+    shape = (config.batch_size, config.resolution, config.resolution, 3)
+    images = jax.random.uniform(jax.random.key(1), shape, minval=-1)
+    return jax.device_put({"image": images, "label": jnp.zeros((config.batch_size, 0))},
+                          programs.batch_sharding)
+
+
+def run_window(config, step, state, batch):
+    """16 iterations, each phase in its proportion; returns the state and the last metrics."""
+    for step_index in range(16):
+        state, metrics = step(state, batch, *regularization_phases(config, step_index))
+    return state, metrics
+
+
+def compare_impls(config: ml_collections.ConfigDict, windows: int, compiles: CompileCounter) -> dict:
+    """img/s of the reference and the tuned convolution in one process, windows interleaved
+    (reference, tuned, tuned, reference, ...): the machine's speed drifts, so the ratio of each
+    window pair is the measure, and the result is its median."""
+    runs = {}
+    for impl in ("reference", "tuned"):
+        impl_config = config.copy_and_resolve_references()
+        impl_config.model.impl = impl
+        programs = train_programs(impl_config, *build_networks(impl_config, 0, 3))
+        batch = random_batch(impl_config, programs)
+        state, metrics = run_window(impl_config, programs.step, programs.init(jax.random.key(0)), batch)
+        jax.block_until_ready(metrics)  # the warm-up window compiles every phase
+        runs[impl] = [programs.step, state, batch]
+    compiles_before = compiles.count
+    seconds = {impl: [] for impl in runs}
+    for window in range(windows):
+        for impl in ("reference", "tuned")[::1 if window % 2 == 0 else -1]:
+            step, state, batch = runs[impl]
+            start = time.perf_counter()
+            state, metrics = run_window(config, step, state, batch)
+            jax.block_until_ready(metrics)
+            seconds[impl].append(time.perf_counter() - start)
+            runs[impl][1] = state
+    ratios = [r / t for r, t in zip(seconds["reference"], seconds["tuned"], strict=True)]
+    return {"device": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})",
+            "img_per_s": {impl: 16 * config.batch_size / float(np.median(s)) for impl, s in seconds.items()},
+            "window_s_all": seconds, "tuned_speedup": float(np.median(ratios)),
+            "tuned_speedup_all": ratios, "recompiles_after_warmup": compiles.count - compiles_before}
+
+
 def time_windows(config, step, state, batch, windows: int, compiles: CompileCounter,
                  peak: Callable[[], float]) -> dict:
     """Amortised speed over windows of 16 iterations, the compiles they caused (none, after each
     phase compiled once), and the matmul peak measured right after each window: the machine's
     speed drifts during a run, so each window is compared with its own peak."""
     peak()  # compiles the matmul before the count starts
+    # one iteration through the step, all phases due: compiles its own small host-side programs
+    state, metrics = step(state, batch, *regularization_phases(config, 0))
+    jax.block_until_ready(metrics)
     compiles_before = compiles.count
     window_s, peaks, faults = [], [], 0
     for _ in range(windows):
         faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
-        for step_index in range(16):
-            state, metrics = step(state, batch, *regularization_phases(config, step_index))
+        state, metrics = run_window(config, step, state, batch)
         jax.block_until_ready(metrics)
         window_s.append(time.perf_counter() - start)
         # host pages faulted in by the iterations (not the peak's matmul): buffers that malloc

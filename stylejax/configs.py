@@ -3,6 +3,29 @@
 import ml_collections
 
 
+def model_config() -> ml_collections.ConfigDict:
+    """The networks' keys (config.model): the official StyleGAN2 config-f values."""
+    model = ml_collections.ConfigDict()
+    model.z_dim = 512
+    model.w_dim = 512
+    model.channel_base = 16384
+    model.channel_max = 512
+    model.mapping_layers = 8
+    model.modconv = "shared"  # or "fused"
+    model.use_noise = True  # per-pixel noise inputs to every synthesis layer, as official
+    model.dtype = "float32"  # compute dtype; "bfloat16" keeps float32 params
+    model.mbstd_group_size = 4
+    model.mbstd_num_channels = 1
+    model.g_architecture = "skip"  # or "orig" / "resnet", as the official G
+    model.d_architecture = "resnet"  # or "orig" (no residual skips, as official cifar) / "skip"
+    # The stride-1 convolution: "reference" (lax's), "tuned" (stylejax/ops/cpu_conv.py, for XLA
+    # CPU) or "auto" (tuned on the CPU backend only: stylejax.networks.resolve_impl).
+    model.impl = "auto"
+    # Clip every conv's output to +-conv_clamp (the official networks with fp16 layers use 256).
+    model.conv_clamp = ml_collections.FieldReference(None, field_type=float)
+    return model
+
+
 def base_config() -> ml_collections.ConfigDict:
     """Every key a run understands; presets override values, never add keys."""
     config = ml_collections.ConfigDict()
@@ -45,21 +68,7 @@ def base_config() -> ml_collections.ConfigDict:
     # never applied); 1: at the first one.
     config.max_nonfinite_steps = 1
 
-    config.model = ml_collections.ConfigDict()
-    config.model.z_dim = 512
-    config.model.w_dim = 512
-    config.model.channel_base = 16384
-    config.model.channel_max = 512
-    config.model.mapping_layers = 8
-    config.model.modconv = "shared"  # or "fused"
-    config.model.use_noise = True  # per-pixel noise inputs to every synthesis layer, as official
-    config.model.dtype = "float32"  # compute dtype; "bfloat16" keeps float32 params
-    config.model.mbstd_group_size = 4
-    config.model.mbstd_num_channels = 1
-    config.model.g_architecture = "skip"  # or "orig" / "resnet", as the official G
-    config.model.d_architecture = "resnet"  # or "orig" (no residual skips, as official cifar) / "skip"
-    # Clip every conv's output to +-conv_clamp (the official networks with fp16 layers use 256).
-    config.model.conv_clamp = ml_collections.FieldReference(None, field_type=float)
+    config.model = model_config()
 
     config.optim = ml_collections.ConfigDict()
     config.optim.g_lr = 0.0025

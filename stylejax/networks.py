@@ -1,13 +1,34 @@
 """G and D as a config describes them: the one place train, checkpoints, sampling, evaluation and
 the official-file import build networks from a config."""
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 
 from stylejax.errors import ConfigError
 from stylejax.models import Discriminator, Generator
+from stylejax.models.conv import Conv2d, conv2d
+from stylejax.ops.cpu_conv import CpuConv2d
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+MODEL_IMPLS = ("reference", "tuned", "auto")
+
+
+def resolve_impl(impl: str, backend: str) -> str:
+    """'auto' is 'tuned' on the CPU backend only: there `python benchmarks/bench_train.py --config
+    experiments/default.py --compare-impl` trained 2.0x faster with it; an H200 sampled ~10% slower."""
+    if impl not in MODEL_IMPLS:
+        raise ValueError(f"unknown model impl {impl!r}; use one of {MODEL_IMPLS}")
+    if impl == "auto":
+        return "tuned" if backend == "cpu" else "reference"
+    return impl
+
+
+def stride1_conv_for(impl: str) -> Conv2d:
+    """The networks' stride-1 convolution for config.model.impl in this process."""
+    if resolve_impl(impl, jax.default_backend()) == "reference":
+        return conv2d
+    return CpuConv2d(devices=jax.device_count())  # training splits the batch over all devices
 
 
 def build_networks(config: ml_collections.ConfigDict, c_dim: int,
@@ -18,7 +39,9 @@ def build_networks(config: ml_collections.ConfigDict, c_dim: int,
         raise ConfigError(f"model.dtype must be one of {sorted(DTYPES)}, got {m.dtype!r}")
     shared = dict(c_dim=c_dim, resolution=config.resolution, img_channels=img_channels,
                   channel_base=m.channel_base, channel_max=m.channel_max, dtype=DTYPES[m.dtype],
-                  conv_clamp=m.conv_clamp)
+                  conv_clamp=m.conv_clamp,
+                  # a run's config.json from before model.impl: the key changes speed, not results
+                  stride1_conv=stride1_conv_for(m.get("impl", "auto")))
     G = Generator(z_dim=m.z_dim, w_dim=m.w_dim, mapping_layers=m.mapping_layers, modconv=m.modconv,
                   use_noise=m.use_noise, architecture=m.g_architecture, **shared)
     D = Discriminator(architecture=m.d_architecture, mbstd_group_size=m.mbstd_group_size,

@@ -1,4 +1,5 @@
-"""Generator and Discriminator: official parameter counts, styles, noise, dtypes, errors."""
+"""Generator and Discriminator: official parameter counts, styles, noise, dtypes, errors, and the
+CPU-tuned convolution's networks against the reference's."""
 
 import math
 
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 
 from stylejax.models import Discriminator, Generator, mix_styles, num_ws_for, truncate
+from stylejax.models.conv import conv2d
 from stylejax.models.discriminator import minibatch_stddev
+from stylejax.ops.cpu_conv import CpuConv2d
 
 KEY = jax.random.PRNGKey(0)
 SMALL = dict(resolution=32, channel_base=4096, channel_max=128)
@@ -86,12 +89,13 @@ def test_style_mixing_with_traced_cutoff(small_g):
     G, v, z = small_g
     ws = G.apply(v, z, method=G.map_latents)
     other = ws[::-1]
-    mix = jax.jit(mix_styles)
+    traces = []
+    mix = jax.jit(lambda *args: traces.append(args) or mix_styles(*args))
     for cutoff in range(G.num_ws + 1):
         mixed = mix(ws, other, jnp.int32(cutoff))
         np.testing.assert_array_equal(mixed[:, :cutoff], ws[:, :cutoff])
         np.testing.assert_array_equal(mixed[:, cutoff:], other[:, cutoff:])
-    assert mix._cache_size() == 1  # noqa: SLF001 - no retrace per cutoff
+    assert len(traces) == 1  # one trace, one compiled program, for every cutoff
 
 
 def test_w_avg_tracks_batch_mean_with_beta(small_g):
@@ -271,3 +275,54 @@ def test_bad_discriminator_configuration_is_refused():
         Discriminator(resolution=100)
     with pytest.raises(ValueError, match="mbstd_num_channels"):
         Discriminator(resolution=32, channel_base=4096, channel_max=128, mbstd_num_channels=3)
+
+
+def test_networks_with_the_tuned_convolution_equal_the_reference():
+    """model.impl changes speed, not results: with the CPU-tuned convolution, G's images and D's
+    logits, G's loss gradient, a path-length-like and D's R1 penalty with their gradients (second
+    order, as training takes them) equal the reference's within float32 rounding. The resnet G
+    and D hold every kind of conv the architectures have; batch 16 at 16x16 has enough rows that
+    the tuned 3x3 weight gradients sum batch chunks."""
+    sizes = dict(resolution=16, channel_base=256, channel_max=16)
+
+    def networks(stride1_conv):
+        return (Generator(z_dim=16, w_dim=16, mapping_layers=2, architecture="resnet",
+                          stride1_conv=stride1_conv, **sizes),
+                Discriminator(architecture="resnet", stride1_conv=stride1_conv, **sizes))
+
+    G, D = networks(conv2d)
+    z = jax.random.normal(KEY, (16, 16))
+    reals = jax.random.uniform(jax.random.PRNGKey(1), (16, 16, 16, 3), minval=-1)
+    g_vars = unit_noise_strength(G.init({"params": KEY, "noise": KEY}, z))
+    d_params = D.init(KEY, reals)["params"]
+    probe = jax.random.normal(jax.random.PRNGKey(2), reals.shape)
+
+    def results(G, D):
+        def g_loss(g_params):
+            images = G.apply({**g_vars, "params": g_params}, z, noise_mode="const")
+            return jnp.sum(jax.nn.softplus(-D.apply({"params": d_params}, images))), images
+
+        def path_length_like(g_params):
+            variables = {**g_vars, "params": g_params}
+            ws = G.apply(variables, z, method=G.map_latents)
+            grad_ws = jax.grad(lambda ws: jnp.sum(
+                G.apply(variables, ws, noise_mode="const", method=G.synthesize) * probe))(ws)
+            return jnp.sum(jnp.square(grad_ws))
+
+        def r1(d_params):
+            grad_reals = jax.grad(lambda x: jnp.sum(D.apply({"params": d_params}, x)))(reals)
+            return jnp.sum(jnp.square(grad_reals))
+
+        (g_value, images), g_grad = jax.jit(jax.value_and_grad(g_loss, has_aux=True))(g_vars["params"])
+        return dict(images=images, logits=D.apply({"params": d_params}, reals), g_value=g_value,
+                    g_grad=g_grad, pl=jax.jit(jax.value_and_grad(path_length_like))(g_vars["params"]),
+                    r1=jax.jit(jax.value_and_grad(r1))(d_params))
+
+    reference, tuned = results(G, D), results(*networks(CpuConv2d(devices=1)))
+    assert float(jnp.std(reference["images"])) > 0.1  # a real signal to compare
+    for name, expected in reference.items():  # each error relative to the largest of its kind
+        expected = [np.asarray(leaf, np.float64) for leaf in jax.tree_util.tree_leaves(expected)]
+        scale = max(float(np.max(np.abs(leaf))) for leaf in expected)
+        assert scale > 0, name
+        for got, want in zip(jax.tree_util.tree_leaves(tuned[name]), expected, strict=True):
+            assert float(np.max(np.abs(np.asarray(got, np.float64) - want))) / scale < 1e-5, name

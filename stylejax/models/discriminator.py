@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from stylejax.models.architecture import channels_at, check_channels, check_resolution, log2
+from stylejax.models.conv import Conv2d, conv2d
 from stylejax.models.layers import EqualConv2d, EqualDense
 from stylejax.models.mapping import MappingNetwork
 from stylejax.models.resample import DEFAULT_FILTER, downsample2d, setup_filter
@@ -54,13 +55,15 @@ class DiscriminatorBlock(nn.Module):
     architecture: str = "resnet"
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
     conv_clamp: float | None = None
+    stride1_conv: Conv2d = conv2d
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, img):
         """(features, image) -> (features at half the size, the image for the next block)."""
-        conv = dict(resample_filter=self.resample_filter, dtype=self.dtype)
-        clamped = dict(conv, conv_clamp=self.conv_clamp)
+        unclamped = dict(resample_filter=self.resample_filter, stride1_conv=self.stride1_conv,
+                         dtype=self.dtype)
+        clamped = dict(unclamped, conv_clamp=self.conv_clamp)
         if self.from_rgb or self.architecture == "skip":
             y = EqualConv2d(self.tmp_channels, 1, "lrelu", name="fromrgb", **clamped)(img)
             x = y if x is None else x + y
@@ -69,7 +72,7 @@ class DiscriminatorBlock(nn.Module):
         if self.architecture != "resnet":
             x = EqualConv2d(self.tmp_channels, 3, "lrelu", name="conv0", **clamped)(x)
             return EqualConv2d(self.out_channels, 3, "lrelu", down=2, name="conv1", **clamped)(x), img
-        y = EqualConv2d(self.out_channels, 1, use_bias=False, down=2, name="skip", **conv)(
+        y = EqualConv2d(self.out_channels, 1, use_bias=False, down=2, name="skip", **unclamped)(
             x, gain=SKIP_GAIN)
         x = EqualConv2d(self.tmp_channels, 3, "lrelu", name="conv0", **clamped)(x)
         x = EqualConv2d(self.out_channels, 3, "lrelu", down=2, name="conv1", **clamped)(
@@ -91,6 +94,7 @@ class Discriminator(nn.Module):
     cmap_dim: int | None = None
     mapping_layers: int = 8
     conv_clamp: float | None = None
+    stride1_conv: Conv2d = conv2d  # the stride-1 convolution (stylejax.models.conv)
     dtype: Any = jnp.float32
 
     def __post_init__(self):
@@ -119,14 +123,17 @@ class Discriminator(nn.Module):
             res = 2 ** level
             x, img = DiscriminatorBlock(ch(res), ch(res // 2), from_rgb=res == self.resolution,
                                         architecture=self.architecture, conv_clamp=self.conv_clamp,
-                                        dtype=self.dtype, name=f"b{res}")(x, img)
+                                        stride1_conv=self.stride1_conv, dtype=self.dtype,
+                                        name=f"b{res}")(x, img)
 
         c4 = ch(4)
         if self.architecture == "skip":
-            x = x + EqualConv2d(c4, 1, "lrelu", dtype=self.dtype, name="fromrgb")(img)
+            x = x + EqualConv2d(c4, 1, "lrelu", stride1_conv=self.stride1_conv, dtype=self.dtype,
+                                name="fromrgb")(img)
         if self.mbstd_num_channels > 0:
             x = minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_channels, mbstd_shards)
-        x = EqualConv2d(c4, 3, "lrelu", conv_clamp=self.conv_clamp, dtype=self.dtype, name="conv")(x)
+        x = EqualConv2d(c4, 3, "lrelu", conv_clamp=self.conv_clamp, stride1_conv=self.stride1_conv,
+                        dtype=self.dtype, name="conv")(x)
         x = EqualDense(c4, "lrelu", dtype=self.dtype, name="fc")(x.reshape(x.shape[0], -1))
         cmap_dim = (self.cmap_dim or c4) if self.c_dim > 0 else 0
         x = EqualDense(cmap_dim or 1, dtype=self.dtype, name="out")(x).astype(jnp.float32)

@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from stylejax.models.architecture import check_channels, check_resolution
+from stylejax.models.conv import Conv2d, conv2d
 from stylejax.models.mapping import MappingNetwork
 from stylejax.models.modconv import MODCONV_FORMS
 from stylejax.models.styles import num_ws_for
@@ -19,7 +20,8 @@ class Generator(nn.Module):
     fixed noise of noise_mode='const'; none with use_noise=False).  Random
     noise needs a 'noise' rng.
     Keyword names and defaults follow the official implementation; `modconv`
-    picks the modulated-conv form and `dtype` the compute dtype.
+    picks the modulated-conv form, `stride1_conv` the stride-1 convolution (stylejax.models.conv)
+    and `dtype` the compute dtype.
     """
 
     z_dim: int = 512
@@ -36,6 +38,7 @@ class Generator(nn.Module):
     conv_clamp: float | None = None  # the official clamp of every conv's output (256 with fp16)
     modconv: str = "shared"
     use_noise: bool = True
+    stride1_conv: Conv2d = conv2d
     dtype: Any = jnp.float32
 
     def __post_init__(self):
@@ -68,7 +71,7 @@ class Generator(nn.Module):
             w_dim=self.w_dim, resolution=self.resolution, img_channels=self.img_channels,
             channel_base=self.channel_base, channel_max=self.channel_max,
             architecture=self.architecture, modconv=self.modconv, use_noise=self.use_noise,
-            conv_clamp=self.conv_clamp, dtype=self.dtype)
+            conv_clamp=self.conv_clamp, stride1_conv=self.stride1_conv, dtype=self.dtype)
 
     def map_latents(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None,
                     update_emas: bool = False) -> jnp.ndarray:

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from stylejax.models.conv import Conv2d, conv2d
 from stylejax.models.resample import DEFAULT_FILTER, conv2d_resample, setup_filter
 
 LRELU_SLOPE = 0.2
@@ -79,6 +80,7 @@ class EqualConv2d(nn.Module):
     down: int = 1
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
     conv_clamp: float | None = None  # clip outputs to +-conv_clamp * gain, as official
+    stride1_conv: Conv2d = conv2d  # the stride-1 convolution (stylejax.models.conv)
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -88,8 +90,8 @@ class EqualConv2d(nn.Module):
         kernel = self.param("kernel", _scaled_normal(1.0), (k, k, in_channels, self.features))
         weight = kernel * (1.0 / math.sqrt(in_channels * k * k))
         y = conv2d_resample(x.astype(self.dtype), weight.astype(self.dtype),
-                            setup_filter(self.resample_filter),
-                            up=self.up, down=self.down, padding=k // 2)
+                            setup_filter(self.resample_filter), up=self.up, down=self.down,
+                            padding=k // 2, stride1_conv=self.stride1_conv)
         bias = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return bias_act(y, bias, self.activation, gain, clamp)

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylejax.models.conv import Conv2d, conv2d
 from stylejax.models.resample import conv2d_resample
 
 MODCONV_FORMS = ("fused", "shared")
@@ -30,8 +31,9 @@ def demodulation_coefficients(weight: jnp.ndarray, styles: jnp.ndarray) -> jnp.n
 def modulated_conv2d(x: jnp.ndarray, weight: jnp.ndarray, styles: jnp.ndarray, *,
                      demodulate: bool = True, up: int = 1, padding: int = 0,
                      resample_filter: np.ndarray | None = None,
-                     form: str = "shared") -> jnp.ndarray:
-    """x [N,H,W,I], weight [k,k,I,O] (HWIO), styles [N,I] -> [N,H*up,W*up,O]."""
+                     form: str = "shared", stride1_conv: Conv2d = conv2d) -> jnp.ndarray:
+    """x [N,H,W,I], weight [k,k,I,O] (HWIO), styles [N,I] -> [N,H*up,W*up,O]; `stride1_conv`
+    runs the 'shared' form's convolutions (the 'fused' form's are grouped: lax's own)."""
     if form not in MODCONV_FORMS:
         raise ValueError(f"unknown modulated-conv form {form!r}; use one of {MODCONV_FORMS}")
     batch, _, _, in_channels = x.shape
@@ -42,7 +44,8 @@ def modulated_conv2d(x: jnp.ndarray, weight: jnp.ndarray, styles: jnp.ndarray, *
 
     if form == "shared":
         x = x * styles[:, None, None, :]
-        x = conv2d_resample(x, weight, resample_filter, up=up, padding=padding)
+        x = conv2d_resample(x, weight, resample_filter, up=up, padding=padding,
+                            stride1_conv=stride1_conv)
         return x * dcoefs[:, None, None, :] if demodulate else x
 
     w = weight[None] * styles[:, None, None, :, None]  # [N,k,k,I,O]

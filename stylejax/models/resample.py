@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from stylejax.models.conv import NHWC, conv2d
+from stylejax.models.conv import NHWC, Conv2d, conv2d
 
 DEFAULT_FILTER = (1.0, 3.0, 3.0, 1.0)
 
@@ -94,22 +94,26 @@ def downsample2d(x: jnp.ndarray, f: np.ndarray, down: int = 2) -> jnp.ndarray:
     return upfirdn2d(x, f, down=down, padding=((fw - down + 1) // 2, (fw - down) // 2))
 
 
-def _conv(x, w, strides=(1, 1), padding=((0, 0), (0, 0)), groups=1):
+def _conv(x, w, stride1_conv, strides=(1, 1), padding=((0, 0), (0, 0)), groups=1):
+    """`stride1_conv` for the stride-1 ungrouped convs, most of the networks' work; lax's own for
+    the strided and the grouped ones."""
     if strides == (1, 1) and groups == 1:
-        return conv2d(x, w, padding)
+        return stride1_conv(x, w, padding)
     return lax.conv_general_dilated(
         x, w, window_strides=strides, padding=padding,
         dimension_numbers=NHWC, feature_group_count=groups)
 
 
 def conv2d_resample(x: jnp.ndarray, w: jnp.ndarray, f: np.ndarray | None = None,
-                    up: int = 1, down: int = 1, padding: int = 0, groups: int = 1) -> jnp.ndarray:
+                    up: int = 1, down: int = 1, padding: int = 0, groups: int = 1,
+                    stride1_conv: Conv2d = conv2d) -> jnp.ndarray:
     """Convolution (cross-correlation, HWIO weight) with FIR up- or downsampling.
 
     Upsampling is a transposed convolution (a true convolution over the
     zero-inserted input, computed in polyphase form) followed by the FIR
     filter; downsampling filters first and then runs a strided convolution
-    (over space-to-depth blocks). Both are the official order.
+    (over space-to-depth blocks). Both are the official order. `stride1_conv`
+    runs every stride-1, ungrouped convolution (stylejax.models.conv).
     """
     if up > 1 and down > 1:
         raise ValueError("conv2d_resample: up and down together are not supported")
@@ -130,27 +134,26 @@ def conv2d_resample(x: jnp.ndarray, w: jnp.ndarray, f: np.ndarray | None = None,
 
     if down > 1 and kw == 1:
         x = upfirdn2d(x, f, down=down, padding=(p0, p1))
-        return _conv(x, w, groups=groups)
+        return _conv(x, w, stride1_conv, groups=groups)
     if down > 1:
         x = upfirdn2d(x, f, padding=(p0, p1))
         if groups == 1:
-            return _conv_down_space_to_depth(x, w, down)
-        return _conv(x, w, strides=(down, down), groups=groups)
+            return _conv_down_space_to_depth(x, w, down, stride1_conv)
+        return _conv(x, w, stride1_conv, strides=(down, down), groups=groups)
     if up > 1:
-        y = _conv_transpose_polyphase(x, w, up, groups)
+        y = _conv_transpose_polyphase(x, w, up, groups, stride1_conv)
         return upfirdn2d(y, f, padding=(p0 - (kw - 1), p1 - (kw - up)), gain=up * up)
-    return _conv(x, w, padding=((p0, p1), (p0, p1)), groups=groups)
+    return _conv(x, w, stride1_conv, padding=((p0, p1), (p0, p1)), groups=groups)
 
 
-def _conv_down_space_to_depth(x, w, down):
+def _conv_down_space_to_depth(x, w, down, stride1_conv):
     """A 'valid' conv with stride `down`, as a stride-1 conv over space-to-depth blocks.
 
     Output o reads x[down*o + t], t < k; with t = down*e + r that is block o + e, phase r, so the
     k x k kernel, zero-padded to whole blocks, becomes a ceil(k/down)-square kernel over down^2
     times the channels: 16/9 the multiplies for 3x3, down 2.  But every derivative is a
-    stride-1 conv, which conv2d keeps in XLA CPU's fast conv library (on CPU it pads this
-    'valid' conv to (0, taps - 1) and crops); the strided conv's R1 double gradient fell back to
-    a generic kernel (the R1 phase took twice as long).
+    stride-1 conv: the strided conv's R1 double gradient fell back to a generic XLA CPU kernel
+    (the R1 phase took twice as long).
     """
     n, size, _, in_channels = x.shape
     k, out_channels = int(w.shape[0]), int(w.shape[-1])
@@ -163,7 +166,7 @@ def _conv_down_space_to_depth(x, w, down):
     w = jnp.pad(w, ((0, taps * down - k), (0, taps * down - k), (0, 0), (0, 0)))
     w = w.reshape(taps, down, taps, down, -1, out_channels).transpose(0, 2, 1, 3, 4, 5)
     w = w.reshape(taps, taps, -1, out_channels)
-    return _conv(x, w)[:, :out_len, :out_len]
+    return _conv(x, w, stride1_conv)[:, :out_len, :out_len]
 
 
 def _phase_matrix(kernel_size: int, up: int) -> tuple[int, np.ndarray]:
@@ -179,7 +182,7 @@ def _phase_matrix(kernel_size: int, up: int) -> tuple[int, np.ndarray]:
     return first, (a == np.arange(kernel_size)[None, None, :]).astype(np.float32)
 
 
-def _conv_transpose_polyphase(x, w, up, groups):
+def _conv_transpose_polyphase(x, w, up, groups, stride1_conv):
     """The full stride-up transposed conv, as one stride-1 conv at the input resolution.
 
     Split into its up*up output phases it is a conv of x with up*up times the output
@@ -202,7 +205,7 @@ def _conv_transpose_polyphase(x, w, up, groups):
     k = k.reshape(taps, taps, in_channels, out_channels * up * up)
     j = -(-out_len // up)
     pad = (-first, j - h + first + taps - 1)
-    y = _conv(x, k, padding=(pad, pad), groups=groups)
+    y = _conv(x, k, stride1_conv, padding=(pad, pad), groups=groups)
     n = y.shape[0]
     y = y.reshape(n, j, j, out_channels, up, up).transpose(0, 1, 4, 2, 5, 3)
     return y.reshape(n, j * up, j * up, out_channels)[:, :out_len, :out_len]

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from stylejax.models.architecture import channels_at, log2
+from stylejax.models.conv import Conv2d, conv2d
 from stylejax.models.layers import EqualConv2d, EqualDense, bias_act
 from stylejax.models.modconv import modulated_conv2d
 from stylejax.models.resample import DEFAULT_FILTER, setup_filter, upsample2d
@@ -42,6 +43,7 @@ class SynthesisLayer(nn.Module):
     use_noise: bool = True
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
     conv_clamp: float | None = None
+    stride1_conv: Conv2d = conv2d
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -55,7 +57,8 @@ class SynthesisLayer(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
 
         x = modulated_conv2d(x.astype(self.dtype), weight, styles, up=self.up, padding=k // 2,
-                             resample_filter=setup_filter(self.resample_filter), form=self.modconv)
+                             resample_filter=setup_filter(self.resample_filter), form=self.modconv,
+                             stride1_conv=self.stride1_conv)
         check_noise_mode(noise_mode)
         if noise is not None:
             x = self._add_noise(x, *noise, noise_mode)
@@ -87,6 +90,7 @@ class ToRGB(nn.Module):
     img_channels: int
     modconv: str = "shared"
     conv_clamp: float | None = None
+    stride1_conv: Conv2d = conv2d
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -96,7 +100,8 @@ class ToRGB(nn.Module):
         styles = styles * (1.0 / math.sqrt(in_channels))
         weight = self.param("weight", nn.initializers.normal(1.0), (1, 1, in_channels, self.img_channels))
         bias = self.param("bias", nn.initializers.zeros, (self.img_channels,))
-        x = modulated_conv2d(x, weight, styles, demodulate=False, form=self.modconv)
+        x = modulated_conv2d(x, weight, styles, demodulate=False, form=self.modconv,
+                             stride1_conv=self.stride1_conv)
         return bias_act(x, bias, "linear", clamp=self.conv_clamp)
 
 
@@ -116,6 +121,7 @@ class SynthesisBlock(nn.Module):
     use_noise: bool = True
     conv_clamp: float | None = None
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    stride1_conv: Conv2d = conv2d
     dtype: Any = jnp.float32
 
     @property
@@ -134,14 +140,15 @@ class SynthesisBlock(nn.Module):
     def __call__(self, x, img, ws, noise_mode: str = "random"):
         layer = dict(features=self.features, resolution=self.resolution, modconv=self.modconv,
                      use_noise=self.use_noise, resample_filter=self.resample_filter,
-                     conv_clamp=self.conv_clamp, dtype=self.dtype)
+                     conv_clamp=self.conv_clamp, stride1_conv=self.stride1_conv, dtype=self.dtype)
         if self.is_first:
             const = self.param("const", nn.initializers.normal(1.0), (4, 4, self.features))
             x = jnp.broadcast_to(const.astype(self.dtype), (ws.shape[0], 4, 4, self.features))
             x = SynthesisLayer(name="conv1", **layer)(x, ws[:, 0], noise_mode)
         elif self.architecture == "resnet":
             y = EqualConv2d(self.features, 1, use_bias=False, up=2, resample_filter=self.resample_filter,
-                            dtype=self.dtype, name="skip")(x, gain=SKIP_GAIN)
+                            stride1_conv=self.stride1_conv, dtype=self.dtype, name="skip")(
+                x, gain=SKIP_GAIN)
             x = SynthesisLayer(up=2, name="conv0", **layer)(x, ws[:, 0], noise_mode)
             x = y + SynthesisLayer(name="conv1", **layer)(x, ws[:, 1], noise_mode, gain=SKIP_GAIN)
         else:
@@ -151,7 +158,8 @@ class SynthesisBlock(nn.Module):
             img = upsample2d(img, setup_filter(self.resample_filter))
         if self.num_torgb:
             y = ToRGB(self.img_channels, modconv=self.modconv, conv_clamp=self.conv_clamp,
-                      dtype=self.dtype, name="torgb")(x, ws[:, self.num_conv])
+                      stride1_conv=self.stride1_conv, dtype=self.dtype, name="torgb")(
+                x, ws[:, self.num_conv])
             img = y if img is None else img + y
         return x, img
 
@@ -168,6 +176,7 @@ class SynthesisNetwork(nn.Module):
     modconv: str = "shared"
     use_noise: bool = True
     conv_clamp: float | None = None
+    stride1_conv: Conv2d = conv2d
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -180,7 +189,8 @@ class SynthesisNetwork(nn.Module):
                                    self.img_channels, is_last=res == self.resolution,
                                    architecture=self.architecture, modconv=self.modconv,
                                    use_noise=self.use_noise, conv_clamp=self.conv_clamp,
-                                   dtype=self.dtype, name=f"b{res}")
+                                   stride1_conv=self.stride1_conv, dtype=self.dtype,
+                                   name=f"b{res}")
             x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + block.num_torgb], noise_mode)
             w_idx += block.num_conv
         return img

@@ -5,7 +5,9 @@ import ml_collections
 from stylejax.errors import ConfigError
 from stylejax.models.architecture import check_resolution
 from stylejax.models.discriminator import D_ARCHITECTURES
+from stylejax.models.modconv import MODCONV_FORMS
 from stylejax.models.synthesis import G_ARCHITECTURES
+from stylejax.networks import DTYPES, MODEL_IMPLS
 
 POSITIVE_INTS = ("num_train_steps", "batch_size", "log_every_steps", "resolution",
                  "loss.d_reg_interval", "loss.g_reg_interval", "loss.pl_batch_shrink",
@@ -61,7 +63,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
 
 
 def validate_architecture(model: ml_collections.ConfigDict) -> None:
-    for key, allowed in (("g_architecture", G_ARCHITECTURES), ("d_architecture", D_ARCHITECTURES)):
+    for key, allowed in (("g_architecture", G_ARCHITECTURES), ("d_architecture", D_ARCHITECTURES),
+                         ("impl", MODEL_IMPLS), ("modconv", MODCONV_FORMS), ("dtype", tuple(DTYPES))):
         if model[key] not in allowed:
             raise ConfigError(f"config.model.{key}={model[key]!r} is not one of {', '.join(allowed)}")
     if model.conv_clamp is not None and not model.conv_clamp > 0:
