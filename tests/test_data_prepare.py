@@ -266,7 +266,7 @@ def test_cli_prepares_and_reports(tmp_path, data_dir, capsys):
     labels = [[n, i % 2] for i, n in enumerate(names + ["bad.jpg"])]
     (tmp_path / "src" / "dataset.json").write_text(json.dumps({"labels": labels}))
     rc = main(["--source", str(tmp_path / "src"), "--name", "cli_set", "--resolution", "8",
-               "--data-dir", data_dir, "--workers", "1"])
+               "--data_dir", data_dir, "--workers", "1"])
     out, err = capsys.readouterr()
     assert rc == 0
     assert "prepared cli_set: 4 train images of 8x8x3, 2 classes; skipped 1 unreadable" in out
@@ -279,14 +279,14 @@ def test_cli_bad_input_is_one_line_and_non_zero(tmp_path, data_dir, capsys, case
     (tmp_path / "bad.zip").write_bytes(b"garbage")
     helpers.write_folder(tmp_path / "src", helpers.random_images(2, 8, 8))
     assert main(["--source", str(tmp_path / "src"), "--name", "taken", "--resolution", "8",
-                 "--data-dir", data_dir]) == 0
+                 "--data_dir", data_dir]) == 0
     capsys.readouterr()
     source, name, resolution = {
         "empty": (tmp_path / "empty", "new", "8"), "zip": (tmp_path / "bad.zip", "new", "8"),
         "clash": (tmp_path / "src", "taken", "8"), "resolution": (tmp_path / "src", "new", "24"),
     }[case]
     rc = main(["--source", str(source), "--name", name, "--resolution", resolution,
-               "--data-dir", data_dir])
+               "--data_dir", data_dir])
     out, err = capsys.readouterr()
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
@@ -296,7 +296,7 @@ def test_cli_bad_input_is_one_line_and_non_zero(tmp_path, data_dir, capsys, case
 def test_cli_as_a_process_exits_non_zero_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "stylejax.data.prepare", "--source", str(tmp_path / "missing"),
-         "--name", "x", "--resolution", "8", "--data-dir", str(tmp_path / "d")],
+         "--name", "x", "--resolution", "8", "--data_dir", str(tmp_path / "d")],
         capture_output=True, text=True, timeout=120,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert result.returncode == 2
@@ -312,7 +312,7 @@ def test_a_signal_mid_write_leaves_no_staging_folder(tmp_path, signum):
     data_dir = tmp_path / "d"
     proc = subprocess.Popen(
         [sys.executable, "-m", "stylejax.data.prepare", "--source", str(tmp_path / "images"),
-         "--name", "slow", "--resolution", "512", "--workers", "1", "--data-dir", str(data_dir)],
+         "--name", "slow", "--resolution", "512", "--workers", "1", "--data_dir", str(data_dir)],
         stderr=subprocess.PIPE, text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     deadline = time.time() + 120

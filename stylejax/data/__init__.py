@@ -3,8 +3,8 @@
 Modules: `errors` (the one exception users see), `images` (decode / crop / resize one image),
 `sources` (image folders, zips and TFDS datasets as ordered lists of images), `builder` (writes
 an array_record TFDS dataset atomically, finds datasets by name), `digits` (the offline default
-dataset), `prepare` (the CLI), `prefetch` (batches made ahead in background threads) and
-`pipeline` (`InputPipeline` and `to_global`).
+dataset), `prepare` (the CLI) and `pipeline` (`InputPipeline`, global batches read, decoded and
+prefetched with Grain, and `to_global`).
 """
 
 import os

@@ -84,7 +84,7 @@ def find_builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
         raise DatasetError(
             f"dataset {name!r} is not prepared in {data_dir} (found there: {found}); make it with "
             f"`python -m stylejax.data.prepare --source PATH --name NAME --resolution R "
-            f"--data-dir {data_dir}`, or point data_dir / $STYLEJAX_DATA_DIR at where it is")
+            f"--data_dir {data_dir}`, or point data_dir / $STYLEJAX_DATA_DIR at where it is")
     return builder
 
 

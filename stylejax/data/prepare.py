@@ -1,7 +1,7 @@
 """Turns a folder of images, a zip or a TFDS dataset into a stylejax dataset (array_record TFDS).
 
-    python -m stylejax.data.prepare --source PATH --name NAME --resolution R [--data-dir D]
-        [--crop center|pad] [--filter box|lanczos] [--max-images N] [--channels 1|3]
+    python -m stylejax.data.prepare --source PATH --name NAME --resolution R [--data_dir D]
+        [--crop center|pad] [--filter box|lanczos] [--max_images N] [--channels 1|3]
         [--overwrite] [--workers W]
 
 PATH is a folder tree of images, a .zip of images (a stylegan2-ada-pytorch dataset zip's
@@ -11,10 +11,8 @@ name order; unreadable ones are reported and skipped. The result is read by
 `InputPipeline(NAME, data_dir=D)`.
 """
 
-import argparse
 import collections
 import concurrent.futures
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -24,11 +22,15 @@ import signal
 import sys
 from collections.abc import Iterable, Iterator
 
+from absl import flags
+
+from stylejax import cli
 from stylejax.data import builder
 from stylejax.data.digits import digits_name
 from stylejax.data.errors import DatasetError
 from stylejax.data.images import CROPS, FILTERS, try_prepare_image
 from stylejax.data.sources import Item, open_source
+from stylejax.errors import SignalStopError
 
 log = logging.getLogger("stylejax.data.prepare")  # not __name__: that is __main__ under -m
 
@@ -148,65 +150,52 @@ def prepare(source: str, name: str, resolution: int, *, data_dir: str | None = N
     return Summary(name, path, resolution, channels, src.num_classes, counts, skipped)
 
 
-@contextlib.contextmanager
-def cli_logging() -> Iterator[None]:
-    """Shows stylejax's progress and warnings as 'LEVEL: message' (not TFDS's INFO chatter)."""
-    logger = logging.getLogger("stylejax")
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    saved = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.level, logger.propagate = saved
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("source", None, "folder tree of images, .zip (e.g. a stylegan2-ada-pytorch dataset "
+                                    "zip with dataset.json labels), or tfds:NAME from the data dir",
+                    flag_values=FLAGS)
+flags.DEFINE_string("name", None, "dataset name, e.g. my_faces", flag_values=FLAGS)
+flags.DEFINE_integer("resolution", None, "power of two, e.g. 256", flag_values=FLAGS)
+flags.mark_flags_as_required(["source", "name", "resolution"], flag_values=FLAGS)
+flags.DEFINE_string("data_dir", None, "where datasets live (default $STYLEJAX_DATA_DIR, "
+                                      "$TFDS_DATA_DIR or ~/tensorflow_datasets)", flag_values=FLAGS)
+flags.DEFINE_enum("crop", "center", CROPS, "non-square images: cut the centre square or pad with "
+                                           "black", flag_values=FLAGS)
+flags.DEFINE_enum("filter", "box", tuple(FILTERS), "resize filter; box reproduces the published "
+                                                   "FFHQ-256 setup", flag_values=FLAGS)
+flags.DEFINE_integer("max_images", None, "keep the first N readable images (per split)",
+                     lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_enum("channels", "3", ("1", "3"), "3: RGB (grey replicated), 1: grey (colour converted "
+                                               "by luma)", flag_values=FLAGS)
+flags.DEFINE_bool("overwrite", False, "replace an existing dataset of the same name",
+                  flag_values=FLAGS)
+flags.DEFINE_integer("workers", os.cpu_count() or 1, "processes that decode and resize images "
+                                                     "(default: all cores)", lower_bound=1,
+                     flag_values=FLAGS)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The CLI: one line on stderr and a non-zero exit status for any bad input."""
-    parser = argparse.ArgumentParser(
-        prog="python -m stylejax.data.prepare",
-        description="Prepare images (a folder, a .zip, or tfds:NAME) as a stylejax dataset.")
-    parser.add_argument("--source", required=True,
-                        help="folder tree of images, .zip (e.g. a stylegan2-ada-pytorch dataset "
-                             "zip with dataset.json labels), or tfds:NAME from the data dir")
-    parser.add_argument("--name", required=True, help="dataset name, e.g. my_faces")
-    parser.add_argument("--resolution", type=int, required=True, help="power of two, e.g. 256")
-    parser.add_argument("--data-dir", default=None,
-                        help="where datasets live (default $STYLEJAX_DATA_DIR, $TFDS_DATA_DIR or "
-                             "~/tensorflow_datasets)")
-    parser.add_argument("--crop", choices=CROPS, default="center",
-                        help="non-square images: cut the centre square or pad with black")
-    parser.add_argument("--filter", choices=tuple(FILTERS), default="box", dest="resize_filter",
-                        help="resize filter; box reproduces the published FFHQ-256 setup")
-    parser.add_argument("--max-images", type=int, default=None,
-                        help="keep the first N readable images (per split)")
-    parser.add_argument("--channels", type=int, choices=(1, 3), default=3,
-                        help="3: RGB (grey replicated), 1: grey (colour converted by luma)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing dataset of the same name")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="processes that decode and resize images (default: all cores)")
-    args = parser.parse_args(argv)
+def prepare_from_flags(positional: list[str]) -> None:
+    """Prepares the dataset the flags describe and prints one line of what was written; SIGTERM
+    cleans up as Ctrl-C does, and either leaves nothing behind."""
+    if positional:
+        raise DatasetError(f"unexpected arguments {' '.join(positional)!r}: every option is a --flag")
+
     received = []
 
-    def interrupt(signum, _frame):  # SIGTERM cleans up as Ctrl-C does
+    def interrupt(signum, _frame):  # unwinds as Ctrl-C does
         received.append(signum)
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        with cli_logging():
-            summary = prepare(**vars(args))
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        with cli.readable_logging():
+            summary = prepare(FLAGS.source, FLAGS.name, FLAGS.resolution, data_dir=FLAGS.data_dir,
+                              crop=FLAGS.crop, resize_filter=FLAGS.filter,
+                              max_images=FLAGS.max_images, channels=int(FLAGS.channels),
+                              overwrite=FLAGS.overwrite, workers=FLAGS.workers)
     except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
-        return 128 + (received[0] if received else signal.SIGINT)
+        raise SignalStopError("interrupted; nothing was written",
+                              received[0] if received else signal.SIGINT) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items())
@@ -214,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     skipped = f"; skipped {len(summary.skipped)} unreadable" if summary.skipped else ""
     print(f"prepared {summary.name}: {counts} images of {summary.resolution}x{summary.resolution}"
           f"x{summary.channels}{classes}{skipped} -> {summary.path}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The CLI on `argv` (sys.argv[1:] when None); returns the exit status."""
+    return cli.run(prepare_from_flags, FLAGS, __doc__,
+                   ["stylejax.data.prepare", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import optax
 from stylejax.data.pipeline import InputPipeline
 from stylejax.files import write_atomically
 
-VERSION = 1  # part of the cache key: bump it when the network or its training changes
+VERSION = 2  # part of the cache key: bump it when the network or its training changes
 FEATURE_DIM = 64
 NUM_CLASSES = 10
 EPOCHS = 12
@@ -52,14 +52,15 @@ class DigitsClassifier(nn.Module):
 
 
 def load_split(name: str, split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """(images float32 [N, R, R, C] in [-1, 1], labels int [N]) of a whole split, read in full
-    by this process (the classifier is trained and evaluated per process)."""
+    """(images float32 [N, R, R, C] in [-1, 1], labels int [N]) of a whole split in stored order,
+    read in full by this process (the classifier is trained and evaluated per process)."""
     probe = InputPipeline(name, global_batch_size=1, seed=0, split=split, data_dir=data_dir,
                           process_index=0, process_count=1)
     whole = InputPipeline(name, global_batch_size=probe.num_examples, seed=0, split=split,
                           data_dir=data_dir, process_index=0, process_count=1)
     batch = whole.batch(0)  # epoch 0 holds every example once
-    return batch["image"], batch["label"].argmax(axis=1)
+    stored = np.argsort(whole.indices(0))  # so that training does not follow the input shuffle
+    return batch["image"][stored], batch["label"].argmax(axis=1)[stored]
 
 
 def _shift(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
