@@ -5,10 +5,13 @@ each draws its latents from `fold_in(root_key, step)`, so an iteration depends
 only on (state, batch, seed).  Training compiles each phase as its own program
 (train/programs.py), once; the regularisation phases run when they are due.  With
 config.device_batch, a phase runs each device's share of the batch in rounds.
+The phases and their loss terms follow stylegan2-ada-pytorch's training/loss.py.
 """
 
+import dataclasses
+import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.flatten_util
@@ -21,17 +24,33 @@ from stylejax.losses import discriminator_loss, generator_loss, path_length_pena
 from stylejax.models import Discriminator, Generator, mix_styles
 from stylejax.train.state import TrainState, optimizers
 
+PyTree = Any
+Latents = dict[str, jnp.ndarray | None]  # z, labels c and style mixing's second z (None: off)
+PhaseOutput = tuple[TrainState, dict[str, jnp.ndarray], jnp.ndarray]  # state, metrics, all finite
 
-def select(ok: jnp.ndarray, new, old):
+
+def select(ok: jnp.ndarray, new: PyTree, old: PyTree) -> PyTree:
     """`new` where the phase was finite, else `old`: a non-finite phase changes nothing."""
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
-def all_finite(loss: jnp.ndarray, grads) -> jnp.ndarray:
+def all_finite(loss: jnp.ndarray, grads: PyTree) -> jnp.ndarray:
     """One check over the gradients raveled into one vector, as the flattened optimizer ravels
     them: XLA shares the copy, and the program gets one kernel instead of one per parameter."""
     flat, _ = jax.flatten_util.ravel_pytree(grads)
     return jnp.isfinite(loss) & jnp.all(jnp.isfinite(flat))
+
+
+def apply_update(ok: jnp.ndarray, opt: optax.GradientTransformation, grads: PyTree, opt_state: PyTree,
+                 params: PyTree) -> tuple[PyTree, PyTree]:
+    """(params, optimizer state) after one step of opt where `ok`, else as they were."""
+    updates, new_opt_state = opt.update(grads, opt_state, params)
+    return select(ok, optax.apply_updates(params, updates), params), select(ok, new_opt_state, opt_state)
+
+
+def keep_finite(ok: jnp.ndarray, state: TrainState, fields: dict[str, PyTree]) -> dict[str, PyTree]:
+    """The new values of these state fields where `ok`, else the state's."""
+    return {name: select(ok, value, getattr(state, name)) for name, value in fields.items()}
 
 
 def ema_beta(config: ml_collections.ConfigDict, step: jnp.ndarray) -> jnp.ndarray:
@@ -56,6 +75,229 @@ class TrainPhases(NamedTuple):
     finish: Callable  # (state, ok) -> (state, metrics): EMA, step counter, non-finite counters
 
 
+@dataclasses.dataclass(frozen=True)
+class Rounds:
+    """A phase's batch in `count` rounds (config.device_batch, the official batch_gpu).  Round r is
+    each device's r-th slice of its own share, so a round stays on the devices that hold it and
+    keeps the batch's minibatch-std groups."""
+
+    sharding: NamedSharding | None  # of batches and latents; None: not constrained
+    num_shards: int
+    count: int
+
+    def shard(self, x: jnp.ndarray) -> jnp.ndarray:
+        """x laid out as the batch, so every device generates only its own part of it."""
+        return x if self.sharding is None else jax.lax.with_sharding_constraint(x, self.sharding)
+
+    def take(self, tree: PyTree, r: int) -> PyTree:
+        """Round r of a tree of batch-sized arrays."""
+        def piece(x):
+            parts = x.reshape(self.num_shards, self.count, -1, *x.shape[1:])
+            return self.shard(parts[:, r].reshape(-1, *x.shape[1:]))
+        return tree if self.count == 1 else jax.tree_util.tree_map(piece, tree)
+
+    def mean(self, fn: Callable[[PyTree, int], PyTree], tree: PyTree) -> PyTree:
+        """fn(round of tree, round index) averaged over the rounds.  fn returns what is linear in
+        its round's means (losses, gradients, the updated w_avg), so the average is the whole
+        batch's.  Unrolled: convolutions inside lax.scan leave XLA CPU's fast library."""
+        outs = [fn(self.take(tree, r), r) for r in range(self.count)]
+        if self.count == 1:
+            return outs[0]
+        return jax.tree_util.tree_map(lambda *xs: sum(xs) / self.count, *outs)
+
+    def key(self, key: jax.Array, r: int) -> jax.Array:
+        """The noise inputs of round r: rounds draw their own noise, one round draws the batch's."""
+        return key if self.count == 1 else jax.random.fold_in(key, r)
+
+
+def batch_rounds(config: ml_collections.ConfigDict, sharding: NamedSharding | None) -> Rounds:
+    """The rounds of config.device_batch images per device (None: one round)."""
+    num_shards = 1 if sharding is None else sharding.mesh.size
+    share = config.batch_size // num_shards
+    return Rounds(sharding, num_shards, share // min(config.device_batch or share, share))
+
+
+class StyleGAN2Loss:
+    """The four phases (Gmain, Greg, Dmain, Dreg) and their loss terms, as in training/loss.py,
+    each phase followed by its own optimizer step."""
+
+    def __init__(self, config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
+                 batch_sharding: NamedSharding | None):
+        self.config, self.G, self.D = config, G, D
+        self.g_opt, self.d_opt = optimizers(config)
+        self.root_key = jax.random.key(config.seed)
+        self.rounds = batch_rounds(config, batch_sharding)
+
+    def latents(self, key: jax.Array, n: int) -> tuple[jnp.ndarray, jnp.ndarray | None]:
+        """n latents z and, for a conditional G, n random one-hot labels (else None)."""
+        z_key, c_key = jax.random.split(key)
+        z = self.rounds.shard(jax.random.normal(z_key, (n, self.G.z_dim)))
+        if not self.G.c_dim:
+            return z, None
+        labels = jax.random.randint(c_key, (n,), 0, self.G.c_dim)
+        return z, self.rounds.shard(jax.nn.one_hot(labels, self.G.c_dim))
+
+    def mixing(self, key: jax.Array, n: int) -> tuple[jnp.ndarray | None, jnp.ndarray | None]:
+        """(second latents, layer cutoff) of style-mixing regularisation for n fakes; (None, None)
+        when it is off.  With probability 1 - style_mixing_prob the cutoff is past the last layer."""
+        prob, num_ws = self.config.loss.style_mixing_prob, self.G.num_ws
+        if prob == 0:
+            return None, None
+        z_key, cut_key, prob_key = jax.random.split(key, 3)
+        cutoff = jax.random.randint(cut_key, (), 1, num_ws)
+        cutoff = jnp.where(jax.random.uniform(prob_key) < prob, cutoff, num_ws)
+        return self.rounds.shard(jax.random.normal(z_key, (n, self.G.z_dim))), cutoff
+
+    def draw_latents(self, state: TrainState, phase: int, n: int,
+                     num_keys: int = 2) -> tuple[Latents, jnp.ndarray | None, list[jax.Array]]:
+        """A phase's n latents, its style-mixing cutoff and num_keys - 1 further keys (noise, then
+        the path-length probe), all from (seed, step, phase): the same on any device count."""
+        key = jax.random.fold_in(jax.random.fold_in(self.root_key, state.step), phase)
+        z, c = self.latents(jax.random.fold_in(key, 0), n)
+        mixing_key, *keys = jax.random.split(jax.random.fold_in(key, 1), num_keys)
+        mix_z, cutoff = self.mixing(mixing_key, n)
+        return dict(z=z, c=c, mix_z=mix_z), cutoff, keys
+
+    def run_mapping(self, g_params: PyTree, state: TrainState, latents: Latents,
+                    cutoff: jnp.ndarray | None) -> tuple[jnp.ndarray, PyTree]:
+        """ws, style-mixed with mix_z's from the cutoff on; and the stats with w_avg updated (from
+        z alone), as the official training does."""
+        G, variables = self.G, {**state.generator_variables(ema=False), "params": g_params}
+        ws, updated = G.apply(variables, latents["z"], latents["c"], update_emas=True, mutable=["stats"],
+                              method=G.map_latents)
+        if latents["mix_z"] is not None:
+            mixed = G.apply(variables, latents["mix_z"], latents["c"], method=G.map_latents)
+            ws = mix_styles(ws, mixed, cutoff)
+        return ws, updated["stats"]
+
+    def run_synthesis(self, g_params: PyTree, state: TrainState, ws: jnp.ndarray,
+                      noise_key: jax.Array) -> jnp.ndarray:
+        variables = {**state.generator_variables(ema=False), "params": g_params}
+        return self.G.apply(variables, ws, rngs={"noise": noise_key}, method=self.G.synthesize)
+
+    def run_discriminator(self, d_params: PyTree, img: jnp.ndarray, c: jnp.ndarray | None) -> jnp.ndarray:
+        """Minibatch-stddev groups of consecutive images (the official grouping of a per-GPU batch
+        of one group): within a device's share, and the same on any device count and in rounds."""
+        groups = img.shape[0] // min(self.D.mbstd_group_size, img.shape[0])
+        return self.D.apply({"params": d_params}, img, c, mbstd_shards=groups)
+
+    def reals(self, batch: dict) -> dict[str, jnp.ndarray | None]:
+        """The batch's images and, for a conditional G, their labels (else None)."""
+        return dict(image=batch["image"], real_c=batch["label"] if self.G.c_dim else None)
+
+    def round_gradients(self, loss_fn: Callable, params: PyTree, inputs: PyTree) -> PyTree:
+        """((loss, aux), gradients) of loss_fn(params, round of inputs, round index), averaged
+        over the rounds."""
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        return self.rounds.mean(lambda part, r: grad_fn(params, part, r), inputs)
+
+    def update_generator(self, state: TrainState, loss: jnp.ndarray, grads: PyTree,
+                         **fields: PyTree) -> tuple[TrainState, jnp.ndarray]:
+        """G's optimizer step and the new state `fields`, applied only if loss and grads are finite."""
+        ok = all_finite(loss, grads)
+        params, opt_state = apply_update(ok, self.g_opt, grads, state.g_opt_state, state.g_params)
+        return state.replace(g_params=params, g_opt_state=opt_state, **keep_finite(ok, state, fields)), ok
+
+    def update_discriminator(self, state: TrainState, loss: jnp.ndarray, grads: PyTree,
+                             **fields: PyTree) -> tuple[TrainState, jnp.ndarray]:
+        """D's optimizer step and the new state `fields`, applied only if loss and grads are finite."""
+        ok = all_finite(loss, grads)
+        params, opt_state = apply_update(ok, self.d_opt, grads, state.d_opt_state, state.d_params)
+        return state.replace(d_params=params, d_opt_state=opt_state, **keep_finite(ok, state, fields)), ok
+
+    def loss_g_main(self, g_params: PyTree, latents: Latents, r: int, *, state: TrainState,
+                    cutoff: jnp.ndarray | None, noise_key: jax.Array) -> tuple[jnp.ndarray, tuple]:
+        """Gmain of round r: softplus(-D(G(z))); and the mapping's stats and the mean fake logit."""
+        ws, stats = self.run_mapping(g_params, state, latents, cutoff)
+        img = self.run_synthesis(g_params, state, ws, self.rounds.key(noise_key, r))
+        logits = self.run_discriminator(state.d_params, img, latents["c"])
+        return generator_loss(logits), (stats, jnp.mean(logits))
+
+    def loss_g_pl(self, g_params: PyTree, latents: Latents, *, state: TrainState, cutoff: jnp.ndarray | None,
+                  noise_key: jax.Array, probe_key: jax.Array) -> tuple[jnp.ndarray, tuple]:
+        """Gpl: the path-length penalty, weighted and scaled by the lazy interval; and the mapping's
+        stats, the updated path-length mean and the per-sample penalty."""
+        loss_cfg = self.config.loss
+        ws, stats = self.run_mapping(g_params, state, latents, cutoff)
+        lengths = path_lengths(lambda w: self.run_synthesis(g_params, state, w, noise_key), ws, probe_key)
+        penalty, pl_mean = path_length_penalty(lengths, state.pl_mean, loss_cfg.pl_decay)
+        loss = jnp.mean(penalty) * loss_cfg.pl_weight * loss_cfg.g_reg_interval
+        return loss, (stats, pl_mean, penalty)
+
+    def loss_d_main(self, d_params: PyTree, inputs: dict, r: int, *, state: TrainState,
+                    cutoff: jnp.ndarray | None, noise_key: jax.Array) -> tuple[jnp.ndarray, tuple]:
+        """Dmain of round r: softplus(D(G(z))) + softplus(-D(x)); and the mapping's stats and the
+        mean real and fake logits."""
+        ws, stats = self.run_mapping(state.g_params, state, inputs, cutoff)
+        fake = jax.lax.stop_gradient(self.run_synthesis(state.g_params, state, ws,
+                                                        self.rounds.key(noise_key, r)))
+        fake_logits = self.run_discriminator(d_params, fake, inputs["c"])
+        real_logits = self.run_discriminator(d_params, inputs["image"], inputs["real_c"])
+        loss = discriminator_loss(real_logits, fake_logits)
+        return loss, (stats, jnp.mean(real_logits), jnp.mean(fake_logits))
+
+    def loss_d_r1(self, d_params: PyTree, reals: dict, _round: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Dr1 of a round (which draws nothing): gamma/2 |dD(x)/dx|^2 on reals, scaled by the lazy
+        interval; and the mean penalty."""
+        loss_cfg = self.config.loss
+        logits_fn = functools.partial(self.run_discriminator, d_params, c=reals["real_c"])
+        penalty, _ = r1_penalty(logits_fn, reals["image"])
+        loss = jnp.mean(penalty) * (loss_cfg.r1_gamma / 2) * loss_cfg.d_reg_interval
+        return loss, jnp.mean(penalty)
+
+    def g_main(self, state: TrainState) -> PhaseOutput:
+        """Gmain: G's step on the non-saturating loss of a batch of fakes."""
+        with jax.named_scope("g_main"):  # the scopes name the phases in profiles
+            latents, cutoff, (noise_key,) = self.draw_latents(state, 0, self.config.batch_size)
+            loss_fn = functools.partial(self.loss_g_main, state=state, cutoff=cutoff, noise_key=noise_key)
+            (loss, (stats, fake_score)), grads = self.round_gradients(loss_fn, state.g_params, latents)
+            state, ok = self.update_generator(state, loss, grads, g_stats=stats)
+            return state, dict(g_loss=loss, fake_score_g=fake_score), ok
+
+    def g_reg(self, state: TrainState, ok: jnp.ndarray) -> PhaseOutput:
+        """Greg: G's step on the path-length penalty of batch_size / pl_batch_shrink fakes, in one
+        round: each round would update the path-length mean the penalty uses."""
+        with jax.named_scope("g_reg"):
+            n = self.config.batch_size // self.config.loss.pl_batch_shrink
+            latents, cutoff, (noise_key, probe_key) = self.draw_latents(state, 1, n, num_keys=3)
+            loss_fn = functools.partial(self.loss_g_pl, state=state, cutoff=cutoff, noise_key=noise_key,
+                                        probe_key=probe_key)
+            (loss, (stats, pl_mean, penalty)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state.g_params, latents)
+            state, ok_reg = self.update_generator(state, loss, grads, g_stats=stats, pl_mean=pl_mean)
+            return state, dict(pl_penalty=jnp.mean(penalty), pl_mean=pl_mean), ok & ok_reg
+
+    def d_main(self, state: TrainState, batch: dict, ok: jnp.ndarray) -> PhaseOutput:
+        """Dmain: D's step on the logistic loss of a batch of fakes and the batch of reals."""
+        with jax.named_scope("d_main"):
+            latents, cutoff, (noise_key,) = self.draw_latents(state, 2, self.config.batch_size)
+            loss_fn = functools.partial(self.loss_d_main, state=state, cutoff=cutoff, noise_key=noise_key)
+            (loss, (stats, real_score, fake_score)), grads = self.round_gradients(
+                loss_fn, state.d_params, {**latents, **self.reals(batch)})
+            state, ok_d = self.update_discriminator(state, loss, grads, g_stats=stats)
+            metrics = dict(d_loss=loss, real_score=real_score, fake_score=fake_score)
+            return state, metrics, ok & ok_d
+
+    def d_reg(self, state: TrainState, batch: dict, ok: jnp.ndarray) -> PhaseOutput:
+        """Dreg: D's step on the R1 penalty of the batch of reals."""
+        with jax.named_scope("d_reg"):
+            (loss, penalty), grads = self.round_gradients(self.loss_d_r1, state.d_params, self.reals(batch))
+            state, ok_reg = self.update_discriminator(state, loss, grads)
+            return state, dict(r1_penalty=penalty), ok & ok_reg
+
+
+def finish(config: ml_collections.ConfigDict, state: TrainState,
+           ok: jnp.ndarray) -> tuple[TrainState, dict[str, jnp.ndarray]]:
+    """G_ema, the step counter and the non-finite counters, once every phase has run."""
+    with jax.named_scope("ema"):
+        beta = ema_beta(config, state.step)
+        ema = jax.tree_util.tree_map(lambda p, e: p + beta * (e - p), state.g_params, state.ema_params)
+    streak = jnp.where(ok, 0, state.nonfinite_streak + 1)
+    state = state.replace(step=state.step + 1, ema_params=ema, nonfinite_streak=streak,
+                          nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32))
+    return state, dict(nonfinite_streak=streak, nonfinite_total=state.nonfinite_total)
+
+
 def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,
                 batch_sharding: NamedSharding | None = None) -> TrainPhases:
     """The phases of one iteration for this config and these networks.
@@ -64,193 +306,8 @@ def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminato
     batch sharding, the latents are drawn sharded the same way, so every
     device generates only its own part of the batch.
     """
-    g_opt, d_opt = optimizers(config)
-    loss_cfg = config.loss
-    root_key = jax.random.key(config.seed)
-    batch_size = config.batch_size
-    num_ws = G.num_ws
-
-    def shard(x):
-        return x if batch_sharding is None else jax.lax.with_sharding_constraint(x, batch_sharding)
-
-    num_shards = 1 if batch_sharding is None else batch_sharding.mesh.size
-    share = batch_size // num_shards
-    rounds = share // min(config.device_batch or share, share)
-
-    def take_round(tree, r):
-        """Round r of a batch-sized tree: each device's r-th slice of its own share, so a round
-        stays on the devices that hold it and keeps the batch's minibatch-std groups."""
-        def piece(x):
-            parts = x.reshape(num_shards, rounds, -1, *x.shape[1:])
-            return shard(parts[:, r].reshape(-1, *x.shape[1:]))
-        return tree if rounds == 1 else jax.tree_util.tree_map(piece, tree)
-
-    def mean_over_rounds(fn, tree):
-        """fn(round of tree, round index) averaged over the rounds (the official batch_gpu).
-        fn returns what is linear in its round's means (losses, gradients, the updated w_avg),
-        so the average is the whole batch's.  Unrolled: convolutions inside lax.scan leave
-        XLA CPU's fast library."""
-        outs = [fn(take_round(tree, r), r) for r in range(rounds)]
-        if rounds == 1:
-            return outs[0]
-        return jax.tree_util.tree_map(lambda *xs: sum(xs) / rounds, *outs)
-
-    def round_key(key, r):
-        """The noise inputs of round r: rounds draw their own noise, one round draws the batch's."""
-        return key if rounds == 1 else jax.random.fold_in(key, r)
-
-    def latents(key, n):
-        z_key, c_key = jax.random.split(key)
-        z = shard(jax.random.normal(z_key, (n, G.z_dim)))
-        c = None
-        if G.c_dim:
-            c = shard(jax.nn.one_hot(jax.random.randint(c_key, (n,), 0, G.c_dim), G.c_dim))
-        return z, c
-
-    def mixing(key, n):
-        """(second latents, layer cutoff) of style-mixing regularisation for a batch of n;
-        (None, None) when it is off."""
-        if loss_cfg.style_mixing_prob == 0:
-            return None, None
-        z_key, cut_key, prob_key = jax.random.split(key, 3)
-        cutoff = jax.random.randint(cut_key, (), 1, num_ws)
-        cutoff = jnp.where(jax.random.uniform(prob_key) < loss_cfg.style_mixing_prob, cutoff, num_ws)
-        return shard(jax.random.normal(z_key, (n, G.z_dim))), cutoff
-
-    def mapping(g_params, state, z, c, mix_z, cutoff):
-        """ws, style-mixed with mix_z's; updates w_avg as the official training does."""
-        variables = {**state.generator_variables(ema=False), "params": g_params}
-        ws, updated = G.apply(variables, z, c, update_emas=True, mutable=["stats"],
-                              method=G.map_latents)
-        if mix_z is not None:
-            ws = mix_styles(ws, G.apply(variables, mix_z, c, method=G.map_latents), cutoff)
-        return ws, updated["stats"]
-
-    def synthesis(g_params, state, ws, key):
-        variables = {**state.generator_variables(ema=False), "params": g_params}
-        return G.apply(variables, ws, rngs={"noise": key}, method=G.synthesize)
-
-    def discriminate(d_params, img, c):
-        """Minibatch-stddev groups of consecutive images (the official grouping of a per-GPU batch
-        of one group): within a device's share, and the same on any device count and in rounds."""
-        groups = img.shape[0] // min(D.mbstd_group_size, img.shape[0])
-        return D.apply({"params": d_params}, img, c, mbstd_shards=groups)
-
-    def apply_update(ok, opt, grads, opt_state, params):
-        updates, new_opt_state = opt.update(grads, opt_state, params)
-        return select(ok, optax.apply_updates(params, updates), params), select(ok, new_opt_state, opt_state)
-
-    def step_key(state, phase):
-        return jax.random.fold_in(jax.random.fold_in(root_key, state.step), phase)
-
-    def g_main(state):
-        with jax.named_scope("g_main"):  # the scopes name the phases in profiles
-            key = step_key(state, 0)
-            z, c = latents(jax.random.fold_in(key, 0), batch_size)
-            map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
-            mix_z, cutoff = mixing(map_key, batch_size)
-
-            def loss_fn(g_params, inputs, r):
-                ws, stats = mapping(g_params, state, inputs["z"], inputs["c"], inputs["mix_z"], cutoff)
-                img = synthesis(g_params, state, ws, round_key(noise_key, r))
-                logits = discriminate(state.d_params, img, inputs["c"])
-                return generator_loss(logits), (stats, jnp.mean(logits))
-
-            grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-            (loss, (stats, fake_score)), grads = mean_over_rounds(
-                lambda inputs, r: grad_fn(state.g_params, inputs, r), dict(z=z, c=c, mix_z=mix_z))
-            ok = all_finite(loss, grads)
-            params, opt_state = apply_update(ok, g_opt, grads, state.g_opt_state, state.g_params)
-            state = state.replace(g_params=params, g_opt_state=opt_state,
-                                  g_stats=select(ok, stats, state.g_stats))
-            return state, dict(g_loss=loss, fake_score_g=fake_score), ok
-
-    def g_reg(state, ok):
-        """In one round: each round would update the path-length mean the penalty uses."""
-        with jax.named_scope("g_reg"):
-            key = step_key(state, 1)
-            n = batch_size // loss_cfg.pl_batch_shrink
-            z, c = latents(jax.random.fold_in(key, 0), n)
-            map_key, noise_key, probe_key = jax.random.split(jax.random.fold_in(key, 1), 3)
-            mix_z, cutoff = mixing(map_key, n)
-
-            def loss_fn(g_params):
-                ws, stats = mapping(g_params, state, z, c, mix_z, cutoff)
-                lengths = path_lengths(lambda w: synthesis(g_params, state, w, noise_key), ws,
-                                       probe_key)
-                penalty, pl_mean = path_length_penalty(lengths, state.pl_mean, loss_cfg.pl_decay)
-                loss = jnp.mean(penalty) * loss_cfg.pl_weight * loss_cfg.g_reg_interval
-                return loss, (stats, pl_mean, penalty)
-
-            (loss, (stats, pl_mean, penalty)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                state.g_params)
-            ok_reg = all_finite(loss, grads)
-            params, opt_state = apply_update(ok_reg, g_opt, grads, state.g_opt_state, state.g_params)
-            state = state.replace(g_params=params, g_opt_state=opt_state,
-                                  g_stats=select(ok_reg, stats, state.g_stats),
-                                  pl_mean=select(ok_reg, pl_mean, state.pl_mean))
-            return state, dict(pl_penalty=jnp.mean(penalty), pl_mean=pl_mean), ok & ok_reg
-
-    def d_main(state, batch, ok):
-        with jax.named_scope("d_main"):
-            key = step_key(state, 2)
-            z, c = latents(jax.random.fold_in(key, 0), batch_size)
-            map_key, noise_key = jax.random.split(jax.random.fold_in(key, 1))
-            mix_z, cutoff = mixing(map_key, batch_size)
-            real_c = batch["label"] if G.c_dim else None
-
-            def loss_fn(d_params, inputs, r):
-                ws, stats = mapping(state.g_params, state, inputs["z"], inputs["c"], inputs["mix_z"],
-                                    cutoff)
-                fake = jax.lax.stop_gradient(
-                    synthesis(state.g_params, state, ws, round_key(noise_key, r)))
-                fake_logits = discriminate(d_params, fake, inputs["c"])
-                real_logits = discriminate(d_params, inputs["image"], inputs["real_c"])
-                loss = discriminator_loss(real_logits, fake_logits)
-                return loss, (stats, jnp.mean(real_logits), jnp.mean(fake_logits))
-
-            grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-            inputs = dict(z=z, c=c, mix_z=mix_z, image=batch["image"], real_c=real_c)
-            (loss, (stats, real_score, fake_score)), grads = mean_over_rounds(
-                lambda inputs, r: grad_fn(state.d_params, inputs, r), inputs)
-            ok_d = all_finite(loss, grads)
-            params, opt_state = apply_update(ok_d, d_opt, grads, state.d_opt_state, state.d_params)
-            state = state.replace(d_params=params, d_opt_state=opt_state,
-                                  g_stats=select(ok_d, stats, state.g_stats))
-            metrics = dict(d_loss=loss, real_score=real_score, fake_score=fake_score)
-            return state, metrics, ok & ok_d
-
-    def d_reg(state, batch, ok):
-        with jax.named_scope("d_reg"):
-            real_c = batch["label"] if G.c_dim else None
-
-            def loss_fn(d_params, inputs):
-                penalty, _ = r1_penalty(lambda x: discriminate(d_params, x, inputs["real_c"]),
-                                        inputs["image"])
-                loss = jnp.mean(penalty) * (loss_cfg.r1_gamma / 2) * loss_cfg.d_reg_interval
-                return loss, jnp.mean(penalty)
-
-            grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-            (loss, penalty), grads = mean_over_rounds(
-                lambda inputs, _: grad_fn(state.d_params, inputs),
-                dict(image=batch["image"], real_c=real_c))
-            ok_reg = all_finite(loss, grads)
-            params, opt_state = apply_update(ok_reg, d_opt, grads, state.d_opt_state, state.d_params)
-            state = state.replace(d_params=params, d_opt_state=opt_state)
-            return state, dict(r1_penalty=penalty), ok & ok_reg
-
-    def finish(state, ok):
-        """G_ema, the step counter and the non-finite counters, once every phase has run."""
-        with jax.named_scope("ema"):
-            beta = ema_beta(config, state.step)
-            ema = jax.tree_util.tree_map(lambda p, e: p + beta * (e - p), state.g_params,
-                                         state.ema_params)
-        streak = jnp.where(ok, 0, state.nonfinite_streak + 1)
-        state = state.replace(step=state.step + 1, ema_params=ema, nonfinite_streak=streak,
-                              nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32))
-        return state, dict(nonfinite_streak=streak, nonfinite_total=state.nonfinite_total)
-
-    return TrainPhases(g_main, g_reg, d_main, d_reg, finish)
+    loss = StyleGAN2Loss(config, G, D, batch_sharding)
+    return TrainPhases(loss.g_main, loss.g_reg, loss.d_main, loss.d_reg, functools.partial(finish, config))
 
 
 # The phases, in order; a step's metric 'nonfinite_phase' is 1 + the index of the first one
