@@ -1,58 +1,38 @@
 """Run a hyperparameter sweep: python -m stylejax.sweep --sweep experiments/sweeps/X.py --root DIR.
 
-Each trial is a `stylejax.main` run with the sweep's overrides in its own workdir DIR/trial_NNNN;
---parallel N runs N at once. The study (Optuna) lives in DIR/study.journal, or in the database of
---storage URL; several workers (this command, run again, on this machine or on others sharing
-DIR) split the trials between them. Rerunning the command resumes: finished trials are kept,
-interrupted ones resume from their checkpoints, failed ones stay failed with their error.
-Results: DIR/results.md, results.csv and results.png.
+Each trial is a `stylejax.main` run in DIR/trial_NNNN. The same command run again adds a worker, or resumes
+the sweep: finished and failed trials are kept, interrupted ones resume from their checkpoints once their
+worker has been silent for --grace_s. Results: DIR/results.csv.
 """
 
-import argparse
-import logging
 import sys
 
-import optuna
+from absl import flags
 
-from stylejax.sweeps.checks import check_sweep
-from stylejax.sweeps.definition import load_sweep
-from stylejax.sweeps.errors import SweepError
-from stylejax.sweeps.study import open_study
-from stylejax.sweeps.worker import Worker
+from stylejax import cli
+from stylejax.errors import UsageError
+from stylejax.sweeps.worker import run_sweep
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("sweep", None, "the sweep file, experiments/sweeps/X.py", flag_values=FLAGS)
+flags.DEFINE_string("root", None, "the directory of the trials, study and results", flag_values=FLAGS)
+flags.DEFINE_integer("parallel", 1, "trials this worker runs at once", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_string("storage", None, "where the study lives: a journal file (default ROOT/study.journal) or "
+                    "a database URL, e.g. postgresql://host/db", flag_values=FLAGS)
+flags.DEFINE_integer("grace_s", 60, "seconds a worker may go without a heartbeat before its trials are run "
+                     "again", lower_bound=4, flag_values=FLAGS)
+flags.mark_flags_as_required(["sweep", "root"], flag_values=FLAGS)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stylejax.sweep",
-                                     description="Run the trials of a hyperparameter sweep.")
-    parser.add_argument("--sweep", required=True, help="the sweep file, experiments/sweeps/X.py")
-    parser.add_argument("--root", required=True,
-                        help="directory of the trials' workdirs, the study and the results")
-    parser.add_argument("--parallel", type=_positive, default=1,
-                        help="trials this worker runs at once, each on its share of the CPUs")
-    parser.add_argument("--storage", default=None,
-                        help="where the study lives: a journal file (default ROOT/study.journal) "
-                             "or a database URL such as postgresql://host/db or sqlite:///x.db")
-    return parser
+def sweep(positional: list[str]) -> None:
+    if positional:
+        raise UsageError(f"unexpected arguments {' '.join(positional)!r}: every option is a --flag")
+    run_sweep(FLAGS.sweep, FLAGS.root, FLAGS.parallel, FLAGS.storage, FLAGS.grace_s)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    optuna.logging.set_verbosity(logging.WARNING)
-    try:
-        sweep = load_sweep(args.sweep)
-        check_sweep(sweep)
-        study = open_study(sweep, args.root, args.storage)
-    except SweepError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return Worker(sweep, args.root, study, args.parallel).run()
+    """The CLI on `argv` (sys.argv[1:] when None); returns the exit status."""
+    return cli.run(sweep, FLAGS, __doc__, ["stylejax.sweep", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -1,205 +1,135 @@
-"""Sweep files: `experiments/sweeps/NAME.py` defines `get_sweep()`, returning a dict of
-
-    config     the experiment file every trial starts from, e.g. 'experiments/default.py'
-               (relative to the current directory, as `stylejax.main --config` takes it)
-    space      {config key: values}. Values are a list (the grid, or the choices of a random or
-               bayes search) or an Optuna distribution, e.g. FloatDistribution(1e-4, 1e-2,
-               log=True) or IntDistribution(16, 64, step=16). A key 'optim.g_lr,optim.d_lr'
-               gives several config keys one value.
-    objective  (metric, 'minimize' | 'maximize'): a metric of config.metrics, read from each
-               trial's metrics.jsonl at its last evaluated step
-    method     'grid' (every combination of the lists; the default), 'random' or 'bayes'
-               (Optuna's TPE sampler)
-    trials     the number of trials of a random or bayes search (a grid runs every combination)
-    overrides  {config key: value} for every trial, e.g. a shorter num_train_steps
-    seed       seeds the sampler, so that the same sweep proposes the same trials (default 0)
-    command    the program a trial runs (default: this Python's `-m stylejax.main`), e.g.
-               ('srun', 'python', '-m', 'stylejax.main'); --config, --workdir and the
-               `--config.KEY=VALUE` overrides are appended
-
-Only the shape of the file is checked here; `checks` holds it against the experiment config.
-"""
+"""Sweep files: `experiments/sweeps/NAME.py` defines get_sweep() returning a dict of config, space and
+objective, and optionally method, trials, overrides, seed and command (README, "Sweeps")."""
 
 import dataclasses
 import importlib.util
-import itertools
-import json
 import math
 import os
+import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-    distribution_to_json,
-)
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 
-from stylejax.sweeps.errors import SweepError
+from stylejax.errors import StylejaxError
+from stylejax.metrics.extractors import parse_metrics
+from stylejax.train.validate import validate_config
 
 METHODS = ("grid", "random", "bayes")
-DIRECTIONS = ("minimize", "maximize")
-FIELDS = ("config", "space", "objective", "method", "trials", "overrides", "seed", "command")
-_SCALARS = (bool, int, float, str)
 
 
-@dataclasses.dataclass(frozen=True)
+class SweepError(StylejaxError):
+    """A sweep file, its config or its study that cannot work, refused before any trial starts."""
+
+
+@dataclasses.dataclass
 class Sweep:
-    """A checked sweep file. `space` maps each swept name to an Optuna distribution (lists become
-    CategoricalDistribution); `name` (the file's stem) names the Optuna study."""
+    """A sweep file's fields, lists in `space` made categorical; `name` (the file's stem) names the study."""
 
     name: str
     config: str
     space: dict[str, BaseDistribution]
-    metric: str
-    direction: str
-    method: str
-    trials: int
-    overrides: dict[str, Any]
-    seed: int
-    command: tuple[str, ...]
-
-    def grid(self) -> list[dict[str, Any]]:
-        """Every combination of the space's lists, the first key varying slowest."""
-        names = list(self.space)
-        choices = [self.space[n].choices for n in names]
-        return [dict(zip(names, values, strict=True)) for values in itertools.product(*choices)]
+    objective: tuple[str, str]  # (metric, 'minimize' | 'maximize')
+    method: str = "grid"
+    trials: int | None = None  # a grid's is the number of its combinations
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    command: tuple[str, ...] = (sys.executable, "-m", "stylejax.main")
 
     def flags(self, params: Mapping[str, Any]) -> list[str]:
-        """`--config.KEY=VALUE` for the fixed overrides and a trial's parameters."""
+        """`--config.KEY=VALUE` for the overrides and a trial's values (a name 'a,b' sets a and b)."""
         values = dict(self.overrides)
         for name, value in params.items():
-            values.update(dict.fromkeys(config_keys(name), value))
-        return [f"--config.{key}={flag_text(value)}" for key, value in values.items()]
-
-    def command_line(self, params: Mapping[str, Any], workdir: str) -> list[str]:
-        return [*self.command, "--config", self.config, "--workdir", workdir, *self.flags(params)]
-
-    def fingerprint(self) -> str:
-        """What makes two runs of a sweep the same study (the command may change between runs)."""
-        return json.dumps({
-            "config": self.config, "metric": self.metric, "direction": self.direction,
-            "method": self.method, "trials": self.trials, "seed": self.seed,
-            "space": {n: json.loads(distribution_to_json(d)) for n, d in self.space.items()},
-            "overrides": {k: flag_text(v) for k, v in self.overrides.items()}}, sort_keys=True)
+            values.update(dict.fromkeys(name.split(","), value))
+        return [f"--config.{key}={tuple(v) if isinstance(v, list) else v}" for key, v in values.items()]
 
 
-def config_keys(name: str) -> list[str]:
-    """The config keys a swept name sets: 'optim.g_lr,optim.d_lr' sets both."""
-    return [key.strip() for key in name.split(",")]
-
-
-def flag_text(value: Any) -> str:
-    """A value as `stylejax.main` parses it back from --config.KEY=VALUE."""
-    if isinstance(value, list | tuple):
-        return repr(tuple(value))
-    return repr(value) if isinstance(value, float) else str(value)
+def _require(ok: object, message: str) -> None:
+    if not ok:
+        raise SweepError(message)
 
 
 def load_sweep(path: str) -> Sweep:
-    """Runs the sweep file's get_sweep() and checks the shape of what it returns."""
-    where = f"the sweep file {path}"
-    fields = _run_file(path)
-    unknown = sorted(set(fields) - set(FIELDS))
-    if unknown:
-        raise SweepError(f"{where} has unknown field(s) {', '.join(map(repr, unknown))}; the "
-                         f"fields are {', '.join(FIELDS)}")
-    missing = [f for f in ("config", "space", "objective") if f not in fields]
-    if missing:
-        raise SweepError(f"{where} lacks {', '.join(map(repr, missing))}; e.g. "
-                         "config='experiments/default.py', space={'loss.r1_gamma': [0.01, 0.1]}, "
-                         "objective=('fid_digits', 'minimize')")
-    method = fields.get("method", "grid")
-    if method not in METHODS:
-        raise SweepError(f"{where}: method {method!r} is unknown; use one of {', '.join(METHODS)}")
-    space = _space(fields["space"], method, where)
-    metric, direction = _objective(fields["objective"], where)
-    overrides = fields.get("overrides", {})
-    if not isinstance(overrides, Mapping) or not all(isinstance(k, str) for k in overrides):
-        raise SweepError(f"{where}: overrides must be a dict of config keys to values")
-    swept = {key for name in space for key in config_keys(name)}
-    both = sorted(swept & set(overrides))
-    if both:
-        raise SweepError(f"{where}: {both[0]!r} is both swept and fixed in overrides; drop one")
-    command = fields.get("command", (sys.executable, "-m", "stylejax.main"))
-    if (isinstance(command, str) or not isinstance(command, Sequence) or not command
-            or not all(isinstance(c, str) for c in command)):
-        raise SweepError(f"{where}: command must be a list of strings, e.g. "
-                         "['python', '-m', 'stylejax.main']")
-    seed = fields.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise SweepError(f"{where}: seed must be an integer >= 0, got {seed!r}")
-    return Sweep(name=os.path.splitext(os.path.basename(path))[0], config=str(fields["config"]),
-                 space=space, metric=metric, direction=direction, method=method,
-                 trials=_trials(fields.get("trials"), method, space, where),
-                 overrides=dict(overrides), seed=seed, command=tuple(command))
-
-
-def _run_file(path: str) -> Mapping[str, Any]:
-    if not os.path.isfile(path):
-        raise SweepError(f"the sweep file {path} does not exist; sweeps live in experiments/sweeps/")
+    """Runs the file's get_sweep() (errors of its own code keep their traceback) and checks its sweep."""
+    _require(os.path.isfile(path), f"the sweep file {path} does not exist; sweeps live in experiments/sweeps")
     spec = importlib.util.spec_from_file_location(f"_stylejax_sweep_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    where = f"the sweep file {path}"
+    _require(hasattr(module, "get_sweep"), f"{where} has no get_sweep() function")
+    fields = dict(module.get_sweep())
     try:
-        spec.loader.exec_module(module)
-        fields = module.get_sweep()
-    except AttributeError as e:
-        if not hasattr(module, "get_sweep"):
-            raise SweepError(f"the sweep file {path} has no get_sweep() function") from e
-        raise SweepError(f"cannot load the sweep file {path}: {e}") from e
-    except Exception as e:  # the file is user code: any error it raises is reported in one line
-        raise SweepError(f"cannot load the sweep file {path}: {type(e).__name__}: {e}") from e
-    if not isinstance(fields, Mapping):
-        raise SweepError(f"get_sweep() of {path} must return a dict, got {type(fields).__name__}")
-    return fields
+        sweep = Sweep(os.path.splitext(os.path.basename(path))[0], **fields)
+    except TypeError as e:  # a field missing or unknown
+        names = ", ".join(f.name for f in dataclasses.fields(Sweep)[1:])
+        raise SweepError(f"{where}: {str(e).replace('Sweep.__init__() ', '')}; the fields are {names}") from e
+    _require(sweep.method in METHODS, f"{where}: method {sweep.method!r} is unknown; use one of {METHODS}")
+    pair = isinstance(sweep.objective, list | tuple) and len(sweep.objective) == 2
+    _require(pair and sweep.objective[1] in ("minimize", "maximize"), f"{where}: objective must be (metric, "
+             "'minimize' or 'maximize')")
+    _require(isinstance(sweep.space, Mapping) and sweep.space, f"{where}: the space is empty; give config "
+             "keys and values, e.g. space={'loss.r1_gamma': [0.01, 0.1, 1.0]}")
+    sweep.space = {name: CategoricalDistribution(v) if isinstance(v, list | tuple) and v else v
+                   for name, v in sweep.space.items()}
+    for name, values in sweep.space.items():
+        _require(isinstance(values, BaseDistribution), f"{where}: space[{name!r}] must be a non-empty list "
+                 "of values or an Optuna distribution, e.g. FloatDistribution(1e-4, 1e-2, log=True)")
+        _require(sweep.method != "grid" or isinstance(values, CategoricalDistribution), f"{where}: "
+                 f"space[{name!r}] is a range, but a grid needs a list of values (or method='random')")
+    both = set(sweep.overrides) & {key for name in sweep.space for key in name.split(",")}
+    _require(not both, f"{where}: {', '.join(sorted(both))} both swept and fixed in overrides; drop one")
+    if sweep.method == "grid":
+        _require(sweep.trials is None, f"{where}: a grid runs every combination of its lists; drop trials")
+        sweep.trials = math.prod(len(d.choices) for d in sweep.space.values())
+    _require(type(sweep.trials) is int and sweep.trials >= 1, f"{where}: method {sweep.method!r} needs "
+             f"trials, the number of trials to run (an integer >= 1), got {sweep.trials!r}")
+    _check_against_config(sweep)
+    return sweep
 
 
-def _space(space: Any, method: str, where: str) -> dict[str, BaseDistribution]:
-    if not isinstance(space, Mapping) or not space:
-        raise SweepError(f"{where}: the space is empty; give at least one config key and its "
-                         "values, e.g. space={'loss.r1_gamma': [0.01, 0.1, 1.0]}")
-    result = {}
-    for name, values in space.items():
-        if not isinstance(name, str) or not all(config_keys(name)):
-            raise SweepError(f"{where}: space key {name!r} is not a config key such as "
-                             "'optim.g_lr'")
-        if isinstance(values, list | tuple):
-            if not values:
-                raise SweepError(f"{where}: space[{name!r}] is an empty list; give it values")
-            bad = [v for v in values if not isinstance(v, _SCALARS)]
-            if bad:
-                raise SweepError(f"{where}: space[{name!r}] value {bad[0]!r} is not a number, "
-                                 "bool or string")
-            result[name] = CategoricalDistribution(tuple(values))
-        elif isinstance(values, FloatDistribution | IntDistribution | CategoricalDistribution):
-            if method == "grid":
-                raise SweepError(f"{where}: space[{name!r}] is a range, but a grid needs a list "
-                                 "of values; give a list or use method='random' or 'bayes'")
-            result[name] = values
-        else:
-            raise SweepError(f"{where}: space[{name!r}] must be a list of values or an Optuna "
-                             "distribution such as FloatDistribution(1e-4, 1e-2, log=True)")
-    return result
+def _check_against_config(sweep: Sweep) -> None:
+    """Every key exists, every value (list entries, ends of ranges) parses as `stylejax.main` parses it and
+    passes training's config checks, the trials compute the objective: a typo costs a line, not a sweep."""
+    _require(shutil.which(sweep.command[0]), f"the sweep's command {sweep.command[0]!r} is not a program "
+             "(give its path, or a program on PATH)")
+    _require(os.path.isfile(sweep.config), f"the sweep's config {sweep.config} does not exist (a path "
+             "relative to the current directory, as for stylejax.main --config)")
+    base = _parse(sweep.config, [])
+    for where, names in [("overrides", sweep.overrides), ("space", sweep.space)]:
+        missing = [key for name in names for key in name.split(",") if not _has_key(base, key)]
+        _require(not missing, f"{where} key {', '.join(map(repr, missing))} is not in the config of "
+                 f"{sweep.config}; the keys are in stylejax/configs.py")
+    probes = [("overrides", {})] + [
+        (f"space[{name!r}] value {value!r}", {name: value}) for name, d in sweep.space.items()
+        for value in (d.choices if isinstance(d, CategoricalDistribution) else (d.low, d.high))]
+    for where, params in probes:
+        try:
+            config = _parse(sweep.config, sweep.flags(params))
+            validate_config(config, num_devices=1)
+            computed = parse_metrics(config.metrics)
+            parse_metrics(sweep.objective[0])
+        except (flags.Error, StylejaxError) as e:
+            raise SweepError(f"{where}: {e}") from e
+        _require(sweep.objective[0] in computed, f"{where}: the trials would not compute the objective "
+                 f"{sweep.objective[0]!r} (config.metrics is {tuple(config.metrics)}); add it to overrides")
 
 
-def _objective(objective: Any, where: str) -> tuple[str, str]:
-    if (isinstance(objective, str) or not isinstance(objective, Sequence) or len(objective) != 2
-            or not isinstance(objective[0], str) or objective[1] not in DIRECTIONS):
-        raise SweepError(f"{where}: objective must be (metric, 'minimize' or 'maximize'), e.g. "
-                         f"('fid_digits', 'minimize'); got {objective!r}")
-    return objective[0], objective[1]
+def _parse(config_file: str, overrides: list[str]) -> ml_collections.ConfigDict:
+    """The config `stylejax.main --config CONFIG_FILE OVERRIDES` trains with."""
+    argv = ["stylejax.main", "--config", config_file, *overrides]
+    parsed = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=parsed, lock_config=True, sys_argv=argv)
+    parsed(argv)
+    return parsed.config
 
 
-def _trials(trials: Any, method: str, space: dict[str, BaseDistribution], where: str) -> int:
-    if method == "grid":
-        if trials is not None:
-            raise SweepError(f"{where}: a grid runs every combination of its lists; drop trials, "
-                             "or use method='random' or 'bayes' for a budget")
-        return math.prod(len(d.choices) for d in space.values())
-    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
-        raise SweepError(f"{where}: method {method!r} needs trials, the number of trials to run "
-                         f"(an integer >= 1), got {trials!r}")
-    return trials
+def _has_key(config: ml_collections.ConfigDict, key: str) -> bool:
+    for part in key.split("."):
+        if not isinstance(config, ml_collections.ConfigDict) or part not in config:
+            return False
+        config = config[part]
+    return True

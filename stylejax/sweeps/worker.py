@@ -1,179 +1,224 @@
-"""The loop of one sweep worker: claim queued trials, run up to --parallel of them as child
-processes, record how each ended, requeue the trials of workers that died, and on SIGINT /
-SIGTERM stop the children (they save a checkpoint) and leave the study resumable.
+"""A sweep worker: Optuna's study.optimize runs the queued trials, --parallel at a time, each a
+`stylejax.main` subprocess in ROOT/trial_NNNN scored by the metric its run reported. All trials are queued
+when the study is created (user attr 'slot' numbers them): a grid's combinations, random search's and bayes
+search's first draws from the seed (later bayes trials are TPE's). Optuna hands each to one worker, and
+queues again the trial of a worker whose heartbeat stopped; a worker stays until all trials have ended, to
+take those over."""
 
-A worker stays until every trial of the sweep has ended, also those other workers run, so that it
-can take over the trials of a worker that dies.
-"""
-
+import csv
+import ctypes
 import dataclasses
+import functools
+import io
+import itertools
+import json
 import math
 import os
+import shlex
 import signal
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable
+import warnings
+from typing import Any
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
-from optuna.trial import TrialState
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
-from stylejax.sweeps import process as child
-from stylejax.sweeps.definition import Sweep
-from stylejax.sweeps.results import write_results
-from stylejax.sweeps.study import ERROR, SECONDS, Claim, attempts_by_slot, claim, interrupted, requeue
+from stylejax.files import write_atomically
+from stylejax.sweeps.definition import Sweep, SweepError, load_sweep
 
-POLL_S = 0.5  # how often children and the study are looked at
-REQUEUE_EVERY_S = 5.0  # how often the trials of dead workers are looked for
-
-
-@dataclasses.dataclass
-class _Running:
-    claim: Claim
-    process: subprocess.Popen
-    log_offset: int
-    cpu_group: int
-    started: float
-    signalled: int | None = None  # the last signal sent to stop it
+SLOT, ERROR = "slot", "error"  # user attrs: the sweep's trial number; why it failed (its last error line)
+STATUS = {TrialState.COMPLETE: "done", TrialState.FAIL: "failed", TrialState.RUNNING: "running",
+          TrialState.WAITING: "pending"}
+BAYES_RANDOM_TRIALS = 10  # TPE's default number of random trials before it models the results
+_PRCTL = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None  # looked up before any fork
+_RESULTS_LOCK = threading.Lock()
 
 
-class Worker:
-    """Runs the sweep's trials from `study` until all have ended or a signal stops it."""
+class TrialFailedError(Exception):
+    """A trial's own failure (an error exit, or no objective): recorded with its error, not run again."""
 
-    def __init__(self, sweep: Sweep, root: str, study: optuna.Study, parallel: int,
-                 say: Callable[[str], None] = lambda line: print(line, flush=True)):
-        self.sweep, self.root, self.study, self.parallel, self.say = (
-            sweep, root, study, parallel, say)
-        self._cpu_groups = child.cpu_groups(parallel)
-        self._running: list[_Running] = []
-        self._stop: int | None = None  # the signal that asked to stop
-        self._abort = False  # a second signal: kill the children without waiting for a save
 
-    def run(self) -> int:
-        """The exit status: 0 when the sweep has ended with a finished trial, 1 when every trial
-        failed, 128 + signal when stopped."""
-        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            self._loop()
-        finally:
-            for s, handler in handlers.items():
-                signal.signal(s, handler)
-        best = write_results(self.study, self.sweep, self.root)
-        results = os.path.join(self.root, "results.{md,csv,png}")
-        if self._stop is not None:
-            self.say(f"stopped; rerun the same command to resume the sweep. Results so far: "
-                     f"{results}")
-            return 128 + self._stop
-        attempts = attempts_by_slot(self.study.get_trials(deepcopy=False))
-        failed = sum(a[-1].state == TrialState.FAIL for a in attempts.values())
-        self.say(f"sweep {self.sweep.name}: {len(attempts) - failed} of {len(attempts)} trials "
-                 f"done, {failed} failed. Results: {results}")
-        if best is None:
-            return 1
-        self.say(f"best: trial {best['trial']}, {self.sweep.metric} {best['objective']:.4g} "
-                 f"({_params_text(best['params'])}) in {best['workdir']}")
-        return 0
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """Optuna's journal file with the heartbeat Optuna 5.0 gives RDBStorage only (optuna issue #6615):
+    study.optimize records it, fail_stale_trials fails the RUNNING trials silent for `grace_s` (a retry
+    inherits its stale trial's last heartbeat: its start counts as one)."""
 
-    def _on_signal(self, signum: int, frame: object) -> None:
-        """Only flags: the loop acts on them (printing here could re-enter a print)."""
-        if self._stop is None:
-            self._stop = signum
+    def __init__(self, path: str, grace_s: int):
+        super().__init__(JournalFileBackend(path))
+        self._grace_s = grace_s
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.set_trial_system_attr(trial_id, "heartbeat", time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        deadline = time.time() - self._grace_s
+        return [self.get_trial_id_from_study_id_trial_number(study_id, t.number)
+                for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+                if max(t.system_attrs.get("heartbeat", 0), t.datetime_start.timestamp()) < deadline]
+
+    def get_heartbeat_interval(self) -> int:
+        return max(1, self._grace_s // 4)
+
+    def get_heartbeat_stale_trial_callback(self) -> RetryHeartbeatStaleTrialCallback:
+        return RetryHeartbeatStaleTrialCallback()
+
+
+def open_study(sweep: Sweep, root: str, storage: str | None, grace_s: int) -> optuna.Study:
+    """Creates the sweep's study with its trials queued, or opens it after checking that the sweep file has
+    not changed; a running trial whose worker is silent for `grace_s` is run again."""
+    storage = storage or os.path.join(root, "study.journal")
+    try:
+        os.makedirs(root, exist_ok=True)
+        store = (RDBStorage(storage, heartbeat_interval=max(1, grace_s // 4), grace_period=grace_s,
+                            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+                 if "://" in storage else HeartbeatJournalStorage(storage, grace_s))
+    except (OSError, SQLAlchemyError, ImportError) as e:
+        raise SweepError(f"cannot open the study in {storage}: {' '.join(str(e).split())}") from e
+    tpe = optuna.samplers.TPESampler(n_startup_trials=BAYES_RANDOM_TRIALS, constant_liar=True)
+    args = dict(storage=store, study_name=sweep.name, sampler=tpe if sweep.method == "bayes" else None)
+    fingerprint = repr(dataclasses.replace(sweep, command=()))  # the command may change between runs
+    try:
+        study = optuna.create_study(direction=sweep.objective[1], **args)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(**args)
+        for _ in range(20):  # the worker that created it may be queueing its trials right now
+            if "sweep" in study.user_attrs:
+                break
+            time.sleep(0.5)
+        if study.user_attrs.get("sweep") != fingerprint:
+            raise SweepError(f"the study {sweep.name!r} in {storage} came from another version of the "
+                             "sweep file, or was left half-made; use the original, or a new --root") from None
+        return study
+    if sweep.method == "grid":
+        queue = [dict(zip(sweep.space, values, strict=True))
+                 for values in itertools.product(*(d.choices for d in sweep.space.values()))]
+    else:
+        draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=sweep.seed))
+        count = sweep.trials if sweep.method == "random" else min(sweep.trials, BAYES_RANDOM_TRIALS)
+        queue = [draws.ask(sweep.space).params for _ in range(count)] + [{}] * (sweep.trials - count)
+    for slot, params in enumerate(queue):
+        study.enqueue_trial(params, user_attrs={SLOT: slot})
+    study.set_user_attr("sweep", fingerprint)
+    return study
+
+
+def run_sweep(path: str, root: str, parallel: int, storage: str | None, grace_s: int) -> None:
+    """Runs the sweep file's trials until all have ended; SweepError for a bad sweep, or if none finished. A
+    signal ends the worker at once, as a kill does: its trials get SIGTERM, save and end, and run again once
+    stale (after `grace_s`)."""
+    sweep, root = load_sweep(path), os.path.abspath(root)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported here
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat, retries
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: no KeyboardInterrupt failing the trials
+    study, waiting = open_study(sweep, root, storage, grace_s), []
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        if _trials(study, TrialState.WAITING):
+            study.optimize(functools.partial(_run_trial, sweep, root), n_jobs=parallel,
+                           catch=(TrialFailedError,), callbacks=[functools.partial(_after, sweep, root)])
+        elif running := [t.user_attrs[SLOT] for t in _trials(study, TrialState.RUNNING)]:
+            if running != waiting:
+                print(f"waiting for trial(s) {running}: running elsewhere, or run again here once their "
+                      "worker has been silent for --grace_s", flush=True)
+            waiting = running
+            time.sleep(1)
         else:
-            self._abort = True
-
-    def _loop(self) -> None:
-        next_requeue = 0.0
-        waiting_said = stop_said = False
-        while True:
-            for r in [r for r in self._running if r.process.poll() is not None]:
-                self._running.remove(r)
-                self._finish(r)
-            if self._stop is None:
-                if time.monotonic() >= next_requeue:
-                    requeue(self.study, self.root)
-                    next_requeue = time.monotonic() + REQUEUE_EVERY_S
-                while len(self._running) < self.parallel and self._stop is None:
-                    claimed = claim(self.study, self.sweep, self.root)
-                    if claimed is None:
-                        break
-                    self._start(claimed)
-            else:
-                if not stop_said:
-                    self.say(f"{signal.Signals(self._stop).name}: stopping; the running trials "
-                             "save a checkpoint first (press Ctrl-C again to kill them without "
-                             "saving)")
-                    stop_said = True
-                wanted = signal.SIGKILL if self._abort else signal.SIGTERM
-                for r in self._running:
-                    if r.signalled != wanted:
-                        child.signal_group(r.process, wanted)
-                        r.signalled = wanted
-            if not self._running:
-                if self._stop is not None or self._all_ended():
-                    return
-                if not waiting_said:
-                    self.say("no trial left to start; waiting for the trials other workers run "
-                             "(this worker takes them over if their worker dies)")
-                    waiting_said = True
-            time.sleep(POLL_S)
-
-    def _all_ended(self) -> bool:
-        attempts = attempts_by_slot(self.study.get_trials(deepcopy=False))
-        return all(a[-1].state.is_finished() and not interrupted(a[-1]) for a in attempts.values())
-
-    def _start(self, claimed: Claim) -> None:
-        command = self.sweep.command_line(claimed.trial.params, claimed.workdir)
-        used = {r.cpu_group for r in self._running}
-        group = next(g for g in range(self.parallel) if g not in used)
-        resumed = os.path.exists(os.path.join(claimed.workdir, child.LOG_FILE))
-        try:
-            process, offset = child.start(command, claimed.workdir, claimed.lock_fd,
-                                          self._cpu_groups[group])
-        except OSError as e:  # the command cannot be run at all
-            claimed.trial.set_user_attr(ERROR, f"cannot run {command[0]}: {e}")
-            self.study.tell(claimed.trial, state=TrialState.FAIL)
-            os.close(claimed.lock_fd)
-            self.say(f"trial {claimed.slot}: failed: cannot run {command[0]}: {e}")
-            return
-        self._running.append(_Running(claimed, process, offset, group, time.monotonic()))
-        self.say(f"trial {claimed.slot}: {'resumed' if resumed else 'started'} "
-                 f"({_params_text(claimed.trial.params)}), log in "
-                 f"{os.path.join(claimed.workdir, child.LOG_FILE)}")
-
-    def _finish(self, r: _Running) -> None:
-        trial, slot, workdir = r.claim.trial, r.claim.slot, r.claim.workdir
-        seconds = time.monotonic() - r.started
-        code = r.process.returncode
-        try:
-            trial.set_user_attr(SECONDS, seconds)
-            if code == 0:
-                value = child.read_objective(workdir, self.sweep.metric)
-                if value is not None and math.isfinite(value):
-                    self.study.tell(trial, value)
-                    self.say(f"trial {slot}: done in {seconds:.0f} s, {self.sweep.metric} "
-                             f"{value:.4g}")
-                else:
-                    found = "no value" if value is None else value
-                    self._fail(r, f"finished, but its metrics.jsonl has {found} for "
-                                  f"{self.sweep.metric}", seconds)
-            elif self._stop is not None:
-                self.study.tell(trial, state=TrialState.FAIL)  # interrupted: resumed on rerun
-                self.say(f"trial {slot}: stopped after {seconds:.0f} s; it resumes from its "
-                         "checkpoint when the sweep is rerun")
-            else:
-                self._fail(r, child.error_line(workdir, r.log_offset, code), seconds)
-        except (UpdateFinishedTrialError, ValueError):
-            self.say(f"trial {slot}: ended after another worker had requeued it")
-        finally:
-            os.close(r.claim.lock_fd)
-        write_results(self.study, self.sweep, self.root)
-
-    def _fail(self, r: _Running, error: str, seconds: float) -> None:
-        r.claim.trial.set_user_attr(ERROR, error)
-        self.study.tell(r.claim.trial, state=TrialState.FAIL)
-        self.say(f"trial {r.claim.slot}: failed after {seconds:.0f} s: {error}")
+            break
+    rows = write_results(study, sweep, root)
+    if not (best := [row for row in rows if row["best"]]):
+        raise SweepError(f"none of the {len(rows)} trials finished; trial 0: {rows[0]['error']}")
+    print(f"sweep {sweep.name} ended; best: trial {best[0]['trial']}, {sweep.objective[0]} "
+          f"{best[0][sweep.objective[0]]:.4g}. Results: {os.path.join(root, 'results.csv')}")
 
 
-def _params_text(params: dict) -> str:
-    return ", ".join(f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={v}"
-                     for n, v in params.items())
+def _run_trial(sweep: Sweep, root: str, trial: optuna.Trial) -> float:
+    """The objective: the trial's `stylejax.main` run in its workdir, where an earlier attempt left off."""
+    if SLOT not in trial.user_attrs:  # another worker took the last queued trial first
+        raise optuna.TrialPruned()
+    slot, metric, worker = trial.user_attrs[SLOT], sweep.objective[0], os.getpid()
+    params = {name: _suggest(trial, name, d) for name, d in sweep.space.items()}
+    workdir = os.path.join(root, f"trial_{slot:04d}")
+    command = [*sweep.command, "--config", sweep.config, "--workdir", workdir, *sweep.flags(params)]
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "train.log"), "ab+") as log:
+        print(f"trial {slot}: {'resumed' if log.tell() else 'started'} {params}; log {log.name}", flush=True)
+        log.write(f"# sweep: {shlex.join(command)}\n".encode())
+        log.flush()
+        start, started = log.tell(), time.monotonic()
+        code = subprocess.call(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True, preexec_fn=lambda: _stop_with(worker))
+        log.seek(start)
+        lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    seconds = time.monotonic() - started
+    value = _last_value(workdir, metric) if code == 0 else None
+    if value is None or not math.isfinite(value):
+        last = ([line for line in lines if line.startswith("error:")] or lines or [""])[-1][:300]
+        error = f"{last} (exit status {code})" if code else f"finished, but with {metric} {value}"
+        trial.set_user_attr(ERROR, error)
+        print(f"trial {slot}: failed after {seconds:.0f} s: {error}", flush=True)
+        raise TrialFailedError(error)
+    print(f"trial {slot}: done in {seconds:.0f} s, {metric} {value:.4g}", flush=True)
+    return value
+
+
+def _after(sweep: Sweep, root: str, study: optuna.Study, trial: FrozenTrial) -> None:
+    """After each trial: the results rewritten, and the worker's optimize loop ended once the queue is."""
+    write_results(study, sweep, root)
+    if not _trials(study, TrialState.WAITING):
+        study.stop()
+
+
+def write_results(study: optuna.Study, sweep: Sweep, root: str) -> list[dict]:
+    """Writes ROOT/results.csv, a row per trial from its latest attempt; returns the rows."""
+    trials, metric = [t for t in study.get_trials(deepcopy=False) if SLOT in t.user_attrs], sweep.objective[0]
+    latest = {t.user_attrs[SLOT]: t for t in trials}  # in trial order: a slot's last attempt wins
+    rows = [{"trial": slot, "status": STATUS[t.state], **{n: t.params.get(n, "") for n in sweep.space},
+             metric: t.value if t.state == TrialState.COMPLETE else "", "best": "",
+             "attempts": sum(a.user_attrs[SLOT] == slot and a.datetime_start is not None for a in trials),
+             "error": t.user_attrs.get(ERROR, "")} for slot, t in sorted(latest.items())]
+    if done := [row for row in rows if row["status"] == "done"]:
+        (min if sweep.objective[1] == "minimize" else max)(done, key=lambda row: row[metric])["best"] = "yes"
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with _RESULTS_LOCK:  # study.optimize calls back from its --parallel threads
+        write_atomically(os.path.join(root, "results.csv"), lambda f: f.write(text.getvalue().encode()))
+    return rows
+
+
+def _stop_with(worker: int) -> None:
+    """In a trial's process before exec: SIGTERM when the worker dies (Linux), so that its training saves and
+    ends, and leaves the workdir to the trial's next attempt."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != worker:  # the worker died before prctl took effect
+            os._exit(1)
+
+
+def _trials(study: optuna.Study, state: TrialState) -> list[FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(state,)) if SLOT in t.user_attrs]
+
+
+def _suggest(trial: optuna.Trial, name: str, d: BaseDistribution) -> Any:
+    """The trial's value of `name`: the queued one, else the sampler's."""
+    if isinstance(d, CategoricalDistribution):
+        return trial.suggest_categorical(name, d.choices)
+    suggest = trial.suggest_int if isinstance(d, IntDistribution) else trial.suggest_float
+    return suggest(name, d.low, d.high, step=d.step, log=d.log)
+
+
+def _last_value(workdir: str, metric: str) -> float | None:
+    """`metric` in the last line of the run's metrics.jsonl that has it: its last evaluated step."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    with open(path) if os.path.exists(path) else io.StringIO() as f:
+        records = [json.loads(line) for line in f if line.endswith("}\n")]  # not a line a kill cut short
+    return next((float(r[metric]) for r in reversed(records) if isinstance(r.get(metric), int | float)), None)
