@@ -11,6 +11,7 @@ from functools import partial
 import jax
 import numpy as np
 
+from stylejax.errors import UsageError
 from stylejax.models import Generator
 from stylejax.models.synthesis import check_noise_mode
 from stylejax.sampling import make_grid, parse_ranges, to_uint8, z_from_seeds
@@ -30,11 +31,11 @@ def style_layers(spec: str, num_ws: int) -> list[int]:
         try:
             layers = parse_ranges(spec)
         except ValueError:
-            raise ValueError(f"--styles {spec!r} is neither coarse, middle nor fine (lower case) "
+            raise UsageError(f"--styles {spec!r} is neither coarse, middle nor fine (lower case) "
                              f"nor a range of ws such as 0-3 or 0,2,4-5 (this {resolution}x"
                              f"{resolution} generator's ws are 0-{num_ws - 1})") from None
     if not layers or max(layers) >= num_ws:
-        raise ValueError(f"--styles {spec!r} names no ws of this {resolution}x{resolution} generator, "
+        raise UsageError(f"--styles {spec!r} names no ws of this {resolution}x{resolution} generator, "
                          f"whose ws are 0-{num_ws - 1}: use coarse, middle, fine or a range within")
     return layers
 
@@ -46,14 +47,14 @@ class Renderer:
                  class_index: int | None = None, psi: float = 1.0, cutoff: int | None = None):
         check_noise_mode(noise_mode)
         if G.c_dim and class_index is None:
-            raise ValueError(f"this generator is conditional on {G.c_dim} classes: pick one with "
+            raise UsageError(f"this generator is conditional on {G.c_dim} classes: pick one with "
                              f"--class 0..{G.c_dim - 1}")
         if not G.c_dim and class_index is not None:
-            raise ValueError("this generator is unconditional: drop --class")
+            raise UsageError("this generator is unconditional: drop --class")
         if G.c_dim and not 0 <= class_index < G.c_dim:
-            raise ValueError(f"--class {class_index} is out of range: use 0..{G.c_dim - 1}")
+            raise UsageError(f"--class {class_index} is out of range: use 0..{G.c_dim - 1}")
         if cutoff is not None and not 1 <= cutoff <= G.num_ws:
-            raise ValueError(f"truncation cutoff {cutoff} is out of range: use 1..{G.num_ws}, the "
+            raise UsageError(f"truncation cutoff {cutoff} is out of range: use 1..{G.num_ws}, the "
                              "number of ws truncated from the first")
         self.G, self.variables = G, variables
         self.psi, self.cutoff = psi, cutoff

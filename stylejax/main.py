@@ -8,11 +8,13 @@ import os
 import sys
 
 import jax
+import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
+from stylejax import cli
 from stylejax.configs import apply_auto_rule
-from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
+from stylejax.errors import ConfigError
 from stylejax.host_memory import keep_freed_host_memory
 from stylejax.official import load_network_file
 from stylejax.train.validate import validate_config
@@ -54,6 +56,28 @@ def check_workdir(path: str) -> None:
         raise ConfigError(f"--workdir {path} is not writable; fix its permissions or choose another")
 
 
+def resolve_config(config: ml_collections.ConfigDict) -> None:
+    """The config as the run uses it: the auto rule applied, a fine-tuned file's architecture
+    adopted, every value checked (a bad one fails in a second, not after imports)."""
+    if config.auto:
+        with config.unlocked():
+            apply_auto_rule(config, config.resolution, jax.device_count())
+    if config.init_from:  # the fine-tuned file's architecture, before anything checks it
+        network = load_network_file(config.init_from)
+        network.check_trainable()
+        network.architecture.apply_to(config, explicit=config_flags.get_override_values(FLAGS["config"]),
+                                      source=config.init_from)
+    validate_config(config, jax.device_count())
+
+
+def train_from_flags(config: ml_collections.ConfigDict, workdir: str) -> None:
+    resolve_config(config)
+    from stylejax.train.loop import train  # heavy (TensorFlow, clu): after the config is known good
+
+    check_workdir(workdir)
+    train(config, workdir)
+
+
 def main(argv) -> int:
     if len(argv) > 1:
         print(f"error: unexpected arguments {' '.join(argv[1:])!r}: every option is a --flag "
@@ -63,30 +87,7 @@ def main(argv) -> int:
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("absl").addFilter(_OrbaxProgressFilter())
-    config = FLAGS.config
-    try:
-        if config.auto:
-            with config.unlocked():
-                apply_auto_rule(config, config.resolution, jax.device_count())
-        if config.init_from:  # the fine-tuned file's architecture, before anything checks it
-            network = load_network_file(config.init_from)
-            network.check_trainable()
-            network.architecture.apply_to(
-                config, explicit=config_flags.get_override_values(FLAGS["config"]),
-                source=config.init_from)
-        validate_config(config, jax.device_count())  # a bad value fails in a second, not after imports
-        from stylejax.train.loop import train  # heavy (TensorFlow, clu): after the config is known good
-
-        check_workdir(FLAGS.workdir)
-        train(config, FLAGS.workdir)
-    except (ValueError, TrainingDivergedError) as e:
-        logging.debug("stopped", exc_info=True)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except TrainingInterruptedError as e:
-        print(e, file=sys.stderr)
-        return 128 + e.signum  # the shell's code for "ended by this signal"
-    return 0
+    return cli.call(train_from_flags, FLAGS.config, FLAGS.workdir)
 
 
 def _config_path(argv: list[str]) -> str | None:

@@ -3,7 +3,7 @@
 
   seeds        one PNG per seed                       --seeds 0-7,42
   grid         the seeds in one PNG                   --seeds 0-31 [--cols 8]
-  mixing       the paper's style-mixing figure        --row-seeds 85,100 --col-seeds 55,821
+  mixing       the paper's style-mixing figure        --row_seeds 85,100 --col_seeds 55,821
                                                       [--styles coarse|middle|fine|0-3]
   truncation   a row per seed, a column per psi       --seeds 0-3 [--psis 1,0.7,0.5,0]
   interpolate  an animated GIF through the seeds      --seeds 0,1,2 [--frames 24 --fps 24]
@@ -11,20 +11,21 @@
 --workdir samples a training run: --step N or --step best picks its checkpoint (default: the
 latest). --network samples an official network file (a stylegan2-ada-pytorch snapshot or a
 TensorFlow StyleGAN2 .pkl), read without running any code stored in it. Every mode takes
---noise-mode, --class (conditional generators) and --trunc-cutoff; all but truncation take
+--noise_mode, --class (conditional generators) and --trunc_cutoff; all but truncation take
 --trunc PSI. A seed's latent is the official generate.py's, np.random.RandomState(seed).randn(z_dim).
 """
 
-import argparse
 import logging
 import math
 import os
 import sys
-from collections.abc import Callable
 
 import numpy as np
+from absl import flags
 
+from stylejax import cli
 from stylejax.checkpoints import checkpoint_dir, load_generator
+from stylejax.errors import UsageError
 from stylejax.figures import (
     Renderer,
     interpolation_frames,
@@ -39,21 +40,20 @@ from stylejax.steps import parse_step
 
 SEED_LIMIT = 2 ** 32  # numpy's RandomState takes seeds below this
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line in one line, exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+# Each mode's own flags: (required, optional). The flags above them apply to every mode.
+MODE_FLAGS = {
+    "seeds": (("seeds",), ("trunc",)),
+    "grid": (("seeds",), ("trunc", "cols")),
+    "mixing": (("row_seeds", "col_seeds"), ("trunc", "styles")),
+    "truncation": (("seeds",), ("psis",)),
+    "interpolate": (("seeds",), ("trunc", "frames", "fps")),
+}
 
 
 def _seeds(text: str) -> list[int]:
-    try:
-        seeds = parse_ranges(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+    seeds = parse_ranges(text)
     if max(seeds) >= SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"seed {max(seeds)} is too large: seeds are 0..{SEED_LIMIT - 1}")
+        raise ValueError(f"seed {max(seeds)} is too large: seeds are 0..{SEED_LIMIT - 1}")
     return seeds
 
 
@@ -63,75 +63,66 @@ def _finite(text: str) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number, e.g. 0.7")
+        raise ValueError(f"{text!r} is not a finite number, e.g. 0.7")
     return value
 
 
 def _floats(text: str) -> list[float]:
     try:
         return [_finite(x) for x in text.split(",")]
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"bad list {text!r}: use finite numbers separated by "
-                                         "commas, e.g. 1,0.7,0.5") from None
+    except ValueError:
+        raise ValueError(f"bad list {text!r}: use finite numbers separated by commas, e.g. "
+                         "1,0.7,0.5") from None
 
 
-def _positive(kind: type) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = 0
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a positive {kind.__name__}")
-        return value
-    return parse
+class _FiniteParser(flags.FloatParser):
+    def parse(self, argument: str | float) -> float:
+        return _finite(str(argument))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
-    source = common.add_mutually_exclusive_group(required=True)
-    source.add_argument("--workdir", help="the training run's --workdir")
-    source.add_argument("--network", metavar="FILE.pkl",
-                        help="an official network file (stylegan2-ada-pytorch or TF StyleGAN2)")
-    common.add_argument("--outdir", required=True, help="where the pictures go (created)")
-    common.add_argument("--step", type=parse_step, metavar="N|best",
-                        help="checkpoint step, or best: the best by the run's first metric "
-                             "(default: the latest)")
-    common.add_argument("--noise-mode", choices=NOISE_MODES, default="const",
-                        help="per-pixel noise: the constant buffers (default), random "
-                             "(drawn from each image's seed) or none")
-    common.add_argument("--class", dest="class_index", type=int, metavar="K",
-                        help="class label, for conditional generators")
-    common.add_argument("--trunc-cutoff", type=int, metavar="N",
-                        help="truncate only the first N ws (default: all)")
-    trunc = _Parser(add_help=False)
-    trunc.add_argument("--trunc", type=_finite, default=1.0, metavar="PSI",
-                       help="truncation psi (default 1: none)")
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("workdir", None, "the training run's --workdir", flag_values=FLAGS)
+flags.DEFINE_string("network", None, "an official network file (stylegan2-ada-pytorch or TF "
+                                     "StyleGAN2 .pkl)", flag_values=FLAGS)
+flags.mark_flags_as_mutual_exclusive(["workdir", "network"], required=True, flag_values=FLAGS)
+flags.DEFINE_string("outdir", None, "where the pictures go (created)", flag_values=FLAGS)
+flags.mark_flag_as_required("outdir", flag_values=FLAGS)
+flags.DEFINE_string("step", None, "checkpoint step, or best: the best by the run's first metric "
+                                  "(default: the latest)", flag_values=FLAGS)
+flags.DEFINE_enum("noise_mode", "const", NOISE_MODES, "per-pixel noise: the constant buffers, "
+                  "random (drawn from each image's seed) or none", flag_values=FLAGS)
+flags.DEFINE_integer("class", None, "class label, for conditional generators", flag_values=FLAGS)
+flags.DEFINE_integer("trunc_cutoff", None, "truncate only the first N ws (default: all)",
+                     flag_values=FLAGS)
+flags.DEFINE(_FiniteParser(), "trunc", 1.0, "truncation psi (default 1: none)", FLAGS)
+cli.define_list("seeds", None, _seeds, "seeds", "e.g. 0-7,42", FLAGS)
+cli.define_list("row_seeds", None, _seeds, "seeds", "mixing: sources of the other styles", FLAGS)
+cli.define_list("col_seeds", None, _seeds, "seeds", "mixing: sources of --styles", FLAGS)
+flags.DEFINE_integer("cols", None, "grid: columns (default: a square)", lower_bound=1,
+                     flag_values=FLAGS)
+flags.DEFINE_string("styles", "coarse", "mixing: ws copied from the column seeds: coarse (0-3), "
+                    "middle (4-7), fine (8 on) or explicit ones like 0-5", flag_values=FLAGS)
+cli.define_list("psis", [1.0, 0.7, 0.5, 0.3, 0.0], _floats, "psis", "truncation: one column each",
+                FLAGS)
+flags.DEFINE_integer("frames", 24, "interpolate: frames per seed", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_float("fps", 24.0, "interpolate: frames a second", lower_bound=1e-3, flag_values=FLAGS)
 
-    parser = _Parser(prog="python -m stylejax.sample", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    modes = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
-    seeds = modes.add_parser("seeds", parents=[common, trunc], help="one PNG per seed")
-    seeds.add_argument("--seeds", type=_seeds, required=True, help="e.g. 0-7,42")
-    grid = modes.add_parser("grid", parents=[common, trunc], help="the seeds in one PNG")
-    grid.add_argument("--seeds", type=_seeds, required=True, help="e.g. 0-31")
-    grid.add_argument("--cols", type=_positive(int), help="columns (default: a square)")
-    mixing = modes.add_parser("mixing", parents=[common, trunc], help="the style-mixing figure")
-    mixing.add_argument("--row-seeds", type=_seeds, required=True, help="sources of the other styles")
-    mixing.add_argument("--col-seeds", type=_seeds, required=True, help="sources of --styles")
-    mixing.add_argument("--styles", default="coarse",
-                        help="ws copied from the column seeds: coarse (0-3), middle (4-7), fine "
-                             "(8 on) or explicit ones like 0-5 (default coarse)")
-    sweep = modes.add_parser("truncation", parents=[common], help="a truncation psi sweep")
-    sweep.add_argument("--seeds", type=_seeds, required=True, help="one row each")
-    sweep.add_argument("--psis", type=_floats, default=[1.0, 0.7, 0.5, 0.3, 0.0],
-                       help="one column each (default 1,0.7,0.5,0.3,0)")
-    interp = modes.add_parser("interpolate", parents=[common, trunc],
-                              help="an animated GIF looping through the seeds")
-    interp.add_argument("--seeds", type=_seeds, required=True, help="at least two, e.g. 0,1,2")
-    interp.add_argument("--frames", type=_positive(int), default=24, help="frames per seed (24)")
-    interp.add_argument("--fps", type=_positive(float), default=24.0, help="frames a second (24)")
-    return parser
+
+def _check_mode(positional: list[str]) -> str:
+    """The one MODE argument, with its required flags given and no other mode's."""
+    if len(positional) != 1 or positional[0] not in MODE_FLAGS:
+        raise UsageError(f"give one MODE of {', '.join(MODE_FLAGS)} before the flags, got "
+                         f"{' '.join(positional) or 'none'}")
+    mode = positional[0]
+    required, optional = MODE_FLAGS[mode]
+    for name in required:
+        if FLAGS[name].value is None:
+            raise UsageError(f"{mode} needs --{name}, e.g. --{name}=0-3")
+    own = {name for r, o in MODE_FLAGS.values() for name in r + o}
+    for name in sorted(own - set(required) - set(optional)):
+        if FLAGS[name].present:
+            raise UsageError(f"--{name} does not apply to {mode}; drop it")
+    return mode
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -139,48 +130,55 @@ def _inside(path: str, directory: str) -> bool:
     return os.path.commonpath([path, directory]) == directory
 
 
-def sample(args: argparse.Namespace) -> list[str]:
-    """Draws what the parsed command line asks for; returns the files written."""
+def sample(positional: list[str]) -> None:
+    """Draws what the command line asks for and prints the files written."""
+    mode = _check_mode(positional)
+    args = FLAGS
+    step = parse_step(args.step)
     for best in (False, True):
         if args.workdir and _inside(args.outdir, checkpoint_dir(args.workdir, best)):
-            raise ValueError(f"--outdir {args.outdir} is inside the checkpoint directory "
+            raise UsageError(f"--outdir {args.outdir} is inside the checkpoint directory "
                              f"{checkpoint_dir(args.workdir, best)}, which sampling never writes "
                              "to; choose another --outdir")
     if args.network and os.path.isdir(args.network):
-        raise ValueError(f"--network {args.network} is a directory; a training run is sampled with "
+        raise UsageError(f"--network {args.network} is a directory; a training run is sampled with "
                          "--workdir")
-    if args.mode == "interpolate" and len(args.seeds) < 2:
-        raise ValueError("interpolate needs at least two --seeds, e.g. 0,1,2")
+    if mode == "interpolate" and len(args.seeds) < 2:
+        raise UsageError("interpolate needs at least two --seeds, e.g. 0,1,2")
     if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
-        raise ValueError(f"--outdir {args.outdir} is a file; give a directory (made if missing)")
-    trained = load_generator(args.workdir or args.network, args.step)
-    G = trained.G
-    renderer = Renderer(G, trained.variables, noise_mode=args.noise_mode,
-                        class_index=args.class_index, psi=getattr(args, "trunc", 1.0),
-                        cutoff=args.trunc_cutoff)
-    layers = style_layers(args.styles, G.num_ws) if args.mode == "mixing" else None
+        raise UsageError(f"--outdir {args.outdir} is a file; give a directory (made if missing)")
+    trained = load_generator(args.workdir or args.network, step)
+    renderer = Renderer(trained.G, trained.variables, noise_mode=args.noise_mode,
+                        class_index=args["class"].value, psi=args.trunc, cutoff=args.trunc_cutoff)
+    layers = style_layers(args.styles, trained.G.num_ws) if mode == "mixing" else None
     try:
         os.makedirs(args.outdir, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"cannot create --outdir {args.outdir}: {e.strerror}; choose a writable "
+        raise UsageError(f"cannot create --outdir {args.outdir}: {e.strerror}; choose a writable "
                          "location") from None
+    print("\n".join(_draw(mode, renderer, layers)))
+
+
+def _draw(mode: str, renderer: Renderer, layers: list[int] | None) -> list[str]:
+    """Writes the pictures of `mode` into --outdir; returns their paths."""
+    args = FLAGS
 
     def out(name: str) -> str:
         return os.path.join(args.outdir, name)
 
-    if args.mode == "seeds":
+    if mode == "seeds":
         paths = [out(f"seed{s:04d}.png") for s in args.seeds]
         for seed, path in zip(args.seeds, paths, strict=True):
             save_png(renderer.seed_image(seed), path)
         return paths
-    if args.mode == "grid":
+    if mode == "grid":
         images = np.stack([renderer.seed_image(s) for s in args.seeds])
         picture = make_grid(images, args.cols or math.ceil(math.sqrt(len(images))))
         name = "grid.png"
-    elif args.mode == "mixing":
+    elif mode == "mixing":
         picture = style_mixing_figure(renderer, args.row_seeds, args.col_seeds, layers)
         name = "stylemix.png"
-    elif args.mode == "truncation":
+    elif mode == "truncation":
         picture = truncation_sweep(renderer, args.seeds, args.psis)
         name = "truncation.png"
     else:
@@ -192,16 +190,10 @@ def sample(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    for name in ("absl", "asyncio"):  # orbax's notes: what goes wrong is raised and shown below
+    """The CLI on `argv` (sys.argv[1:] when None); returns the exit status."""
+    for name in ("absl", "asyncio"):  # orbax's notes: what goes wrong is raised and shown as one line
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    try:
-        paths = sample(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print("\n".join(paths))
-    return 0
+    return cli.run(sample, FLAGS, __doc__, ["stylejax.sample", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def test_eight_devices_to_one_and_back_same_bits_and_samples(tmp_path):
     assert_bitwise_equal(flat_leaves(restore_state(tmp_path / "on8", tiny_config())), leaves)
 
     # The same seeds draw the same pictures here (1 device) and with 8 devices.
-    grid = ["grid", "--workdir", tmp_path / "on8", "--seeds", "0-8", "--noise-mode", "random"]
+    grid = ["grid", "--workdir", tmp_path / "on8", "--seeds", "0-8", "--noise_mode", "random"]
     assert sample([str(a) for a in [*grid, "--outdir", tmp_path / "png1"]]) == 0
     finish(start(8, "-m", "stylejax.sample", *grid, "--outdir", tmp_path / "png8"))
     one, eight = (np.asarray(Image.open(tmp_path / d / "grid.png")) for d in ("png1", "png8"))

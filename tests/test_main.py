@@ -46,7 +46,7 @@ def test_default_experiment_smoke(tmp_path):
     (["--config.dataset=no_such_dataset"], "dataset 'no_such_dataset' is not prepared"),
     (["--config.resolution=64"], "config.resolution is 64"),
     (["--config.num_train_steps=0"], "config.num_train_steps must be >= 1"),
-    (["--config.model.modconv=grouped"], "unknown modconv form 'grouped'"),
+    (["--config.model.modconv=grouped"], "config.model.modconv='grouped' is not one of fused, shared"),
     (["--config.device_batch=2"], "config.device_batch=2 is not a multiple of the minibatch-stddev"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):

@@ -137,8 +137,8 @@ def test_eight_devices_give_the_statistics_of_one(evaluator, data_dir, cache_dir
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
                "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
         procs[devices] = subprocess.Popen(
-            [sys.executable, SCRIPT, "--out", str(tmp_path / f"{devices}.npz"), "--data-dir",
-             data_dir, "--cache-dir", str(cache)],
+            [sys.executable, SCRIPT, "--out", str(tmp_path / f"{devices}.npz"), "--data_dir",
+             data_dir, "--cache_dir", str(cache)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for proc in procs.values():
         out, _ = proc.communicate(timeout=600)
@@ -172,8 +172,8 @@ def test_cli_scores_a_folder_like_the_evaluator(evaluator, data_dir, cache_dir, 
                                                 tmp_path, capsys):
     images, _ = test_split
     write_pngs(tmp_path / "pngs", images)
-    rc, out, err = run_cli(capsys, "--images", str(tmp_path / "pngs"), "--data-dir", data_dir,
-                           "--cache-dir", cache_dir)
+    rc, out, err = run_cli(capsys, "--images", str(tmp_path / "pngs"), "--data_dir", data_dir,
+                           "--cache_dir", cache_dir)
     assert rc == 0, err
     result = json.loads(out)
     expected = evaluator.score_images(batches(images))
@@ -186,8 +186,8 @@ def test_cli_resizes_images_of_another_resolution_with_a_note(data_dir, cache_di
     images, _ = test_split
     big = np.repeat(np.repeat(images[:40], 2, axis=1), 2, axis=2)  # 64x64, box-downscales back
     write_pngs(tmp_path / "big", big)
-    rc, out, err = run_cli(capsys, "--images", str(tmp_path / "big"), "--data-dir", data_dir,
-                           "--cache-dir", cache_dir)
+    rc, out, err = run_cli(capsys, "--images", str(tmp_path / "big"), "--data_dir", data_dir,
+                           "--cache_dir", cache_dir)
     assert rc == 0, err
     assert "is 64x64, not 32x32 like the dataset" in err and "resized" in err
     assert json.loads(out)["fid_digits"] < 5
@@ -205,8 +205,8 @@ def test_cli_bad_input_is_one_line_and_non_zero(data_dir, cache_dir, tmp_path, c
         "no_weights": ("broken", ["--metrics", "fid"], f"download {URL}"),
         "bad_metric": ("broken", ["--metrics", "fid50k"], "unknown metric 'fid50k'"),
     }[case]
-    rc, out, err = run_cli(capsys, "--images", str(tmp_path / folder), "--data-dir", data_dir,
-                           "--cache-dir", cache_dir, *extra)
+    rc, out, err = run_cli(capsys, "--images", str(tmp_path / folder), "--data_dir", data_dir,
+                           "--cache_dir", cache_dir, *extra)
     assert rc == 2 and out == ""
     lines = [line for line in err.splitlines() if not line.startswith("WARNING: skipped")]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
@@ -215,7 +215,7 @@ def test_cli_bad_input_is_one_line_and_non_zero(data_dir, cache_dir, tmp_path, c
 def test_cli_as_a_process_exits_non_zero_without_traceback(data_dir, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "stylejax.evaluate", "--images", str(tmp_path), "--metrics", "kid",
-         "--inception", str(tmp_path / "inception-2015-12-05.tgz"), "--data-dir", data_dir],
+         "--inception", str(tmp_path / "inception-2015-12-05.tgz"), "--data_dir", data_dir],
         capture_output=True, text=True, timeout=300, cwd=REPO,
         env={**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 2
@@ -243,7 +243,7 @@ def test_cli_scores_every_checkpoint_of_a_run_like_training(data_dir, cache_dir,
     with Checkpoints(str(workdir), metadata={"c_dim": 0, "img_channels": 3}) as checkpoints:
         for step, s in states.items():
             checkpoints.save(step, s, force=True)
-    rc, out, err = run_cli(capsys, "--workdir", str(workdir), "--all-steps")
+    rc, out, err = run_cli(capsys, "--workdir", str(workdir), "--all_steps")
     assert rc == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["step"] for line in lines] == [2, 4]

@@ -43,7 +43,7 @@ def test_sample_seeds_are_the_official_pngs(tmp_path, expected, capsys):
 
 def test_sample_mixing_cell_is_the_official_style_mix(tmp_path, expected):
     """The figure's cell (row seed 0, column seed 1) with coarse styles (ws 0-3), psi 0.7."""
-    assert sample.main(["mixing", "--network", TINY, "--row-seeds", "0", "--col-seeds", "1",
+    assert sample.main(["mixing", "--network", TINY, "--row_seeds", "0", "--col_seeds", "1",
                         "--styles", "coarse", "--trunc", "0.7", "--outdir", str(tmp_path)]) == 0
     cell = read_png(tmp_path / "stylemix.png")[32:64, 32:64]
     assert np.abs(cell - official_uint8(expected["G_ema/mix_row0_col1_ws0-3"])[0]).max() <= 1
@@ -80,8 +80,8 @@ def test_sample_refuses_a_step_for_a_network_file(tmp_path, capsys):
 
 def test_evaluate_scores_a_network_file(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("STYLEJAX_DATA_DIR", str(tmp_path / "data"))
-    args = ["--network", TINY, "--dataset", "digits", "--metrics", "fid_digits", "--num-samples", "64",
-            "--cache-dir", str(tmp_path / "cache")]
+    args = ["--network", TINY, "--dataset", "digits", "--metrics", "fid_digits", "--num_samples", "64",
+            "--cache_dir", str(tmp_path / "cache")]
     assert evaluate.main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["network"] == TINY and result["fid_digits"] > 0

@@ -92,8 +92,8 @@ def test_style_mixing_rows_keep_their_styles_and_take_the_columns_group(run, tmp
                                                                        column_first):
     workdir, G, variables = run
     rows, cols = [11, 12], [21, 22, 23]
-    assert sample("mixing", "--workdir", workdir, "--outdir", tmp_path, "--row-seeds", "11-12",
-                  "--col-seeds", "21-23", "--styles", group) == 0
+    assert sample("mixing", "--workdir", workdir, "--outdir", tmp_path, "--row_seeds", "11-12",
+                  "--col_seeds", "21-23", "--styles", group) == 0
     figure = cells(read(tmp_path / "stylemix.png"), len(cols) + 1)
     assert len(figure) == (len(rows) + 1) * (len(cols) + 1) and not figure[0].any()
     for j, c in enumerate(cols):  # the top row: the column seeds themselves
@@ -140,9 +140,9 @@ def test_interpolation_is_a_looping_gif_through_the_seeds(run, tmp_path):
 def test_noise_modes_and_truncation_options(run, tmp_path):
     workdir, G, variables = run
     outputs = {}
-    for name, options in {"const": [], "random": ["--noise-mode", "random"],
-                          "random_again": ["--noise-mode", "random"], "none": ["--noise-mode", "none"],
-                          "truncated": ["--trunc", "0.5", "--trunc-cutoff", "2"]}.items():
+    for name, options in {"const": [], "random": ["--noise_mode", "random"],
+                          "random_again": ["--noise_mode", "random"], "none": ["--noise_mode", "none"],
+                          "truncated": ["--trunc", "0.5", "--trunc_cutoff", "2"]}.items():
         assert sample("seeds", "--workdir", workdir, "--outdir", tmp_path / name, "--seeds", 9, *options) == 0
         outputs[name] = read(tmp_path / name / "seed0009.png")
     np.testing.assert_array_equal(outputs["random"], outputs["random_again"])  # noise drawn from the seed
@@ -188,22 +188,22 @@ def broken_copy(run, tmp_path, how: str):
 
 
 @pytest.mark.parametrize("args, damage, message", [
-    (["seeds", "--seeds", "1-x"], None, "argument --seeds: bad list '1-x': use non-negative integers"),
+    (["seeds", "--seeds", "1-x"], None, "bad list '1-x': use non-negative integers"),
     (["seeds", "--seeds", "3-1"], None, "bad list '3-1'"),
     (["seeds", "--seeds", "4294967296"], None, "seed 4294967296 is too large"),
     (["seeds", "--seeds", "1", "--step", "99"], None, "no checkpoint of step 99 in"),
     (["seeds", "--seeds", "1"], "no checkpoints", "checkpoints does not exist; point --workdir at a"),
     (["seeds", "--seeds", "1"], "corrupt", "checkpoints/10 is truncated or corrupt and cannot be restored"),
     (["seeds", "--seeds", "1"], "architecture", "checkpoints/10 holds a different network than the config"),
-    (["mixing", "--row-seeds", "1", "--col-seeds", "2", "--styles", "fine"], None,
+    (["mixing", "--row_seeds", "1", "--col_seeds", "2", "--styles", "fine"], None,
      "--styles 'fine' names no ws of this 16x16 generator, whose ws are 0-5"),
-    (["mixing", "--row-seeds", "1", "--col-seeds", "2", "--styles", "2-9"], None, "--styles '2-9' names no"),
+    (["mixing", "--row_seeds", "1", "--col_seeds", "2", "--styles", "2-9"], None, "--styles '2-9' names no"),
     (["seeds", "--seeds", "1", "--class", "2"], None, "this generator is unconditional: drop --class"),
-    (["seeds", "--seeds", "1", "--trunc-cutoff", "9"], None, "truncation cutoff 9 is out of range: use 1..6"),
+    (["seeds", "--seeds", "1", "--trunc_cutoff", "9"], None, "truncation cutoff 9 is out of range: use 1..6"),
     (["interpolate", "--seeds", "4"], None, "interpolate needs at least two --seeds"),
-    (["truncation", "--seeds", "1", "--psis", "1,x"], None, "argument --psis: bad list '1,x'"),
-    (["seeds", "--seeds", "1", "--noise-mode", "loud"], None, "argument --noise-mode: invalid choice"),
-    (["warp", "--seeds", "1"], None, "argument MODE: invalid choice: 'warp'"),
+    (["truncation", "--seeds", "1", "--psis", "1,x"], None, "bad list '1,x'"),
+    (["seeds", "--seeds", "1", "--noise_mode", "loud"], None, "value should be one of <random|const|none>"),
+    (["warp", "--seeds", "1"], None, "give one MODE of seeds, grid, mixing, truncation, interpolate"),
 ])
 def test_bad_input_is_one_line_and_costs_nothing(run, tmp_path, capsys, args, damage, message):
     workdir = broken_copy(run, tmp_path, damage) if damage else run[0]
@@ -232,7 +232,7 @@ def test_sampling_never_writes_into_the_checkpoint_directory(run, tmp_path):
     workdir = run[0]
     before = snapshot(workdir / "checkpoints")
     for args in (["seeds", "--seeds", "1"], ["grid", "--seeds", "0-3"],
-                 ["mixing", "--row-seeds", "1", "--col-seeds", "2"], ["truncation", "--seeds", "1"],
+                 ["mixing", "--row_seeds", "1", "--col_seeds", "2"], ["truncation", "--seeds", "1"],
                  ["interpolate", "--seeds", "1,2", "--frames", "2"]):
         assert sample(*args, "--workdir", workdir, "--outdir", tmp_path) == 0
     assert snapshot(workdir / "checkpoints") == before

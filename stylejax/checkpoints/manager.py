@@ -51,6 +51,11 @@ def _registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
     return registry
 
 
+# What orbax and tensorstore raise when a step's files cannot be written (a full disk) or read
+# (missing, truncated, garbled).
+STORAGE_ERRORS = (OSError, ValueError, KeyError)
+
+
 def _reason(error: BaseException) -> str:
     """An orbax / tensorstore error squeezed into a short line, for a one-line message."""
     text = " ".join(str(error).split()) or type(error).__name__
@@ -178,7 +183,7 @@ class Checkpoints:
         except ocp.checkpoint_manager.StepAlreadyExistsError:
             raise CheckpointError(f"a checkpoint of step {step} already exists in {self.directory} "
                                   "and is kept as it is; is another run using this --workdir?") from None
-        except Exception as e:
+        except STORAGE_ERRORS as e:
             raise self._save_failed(step, e) from e
         shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
         self._in_flight = (step, shapes, sums)
@@ -192,7 +197,7 @@ class Checkpoints:
         step = None if in_flight is None else in_flight[0]
         try:
             self._manager.wait_until_finished()
-        except Exception as e:  # orbax re-raises whatever its writer thread hit
+        except STORAGE_ERRORS as e:  # orbax re-raises what its writer thread hit
             raise self._save_failed(step, e) from e
         if in_flight is None:
             return
@@ -219,7 +224,7 @@ class Checkpoints:
             with _reading():
                 read = self._manager.restore(step, args=ocp.args.Composite(**{
                     _ITEM: ocp.args.PyTreeRestore(item=shapes, restore_args=restore_args)}))[_ITEM]
-        except Exception as e:
+        except STORAGE_ERRORS as e:
             raise self._save_failed(step, e) from e
         bad = mismatches(sums, host_checksums(read))
         if bad:
@@ -307,7 +312,7 @@ class Checkpoints:
         try:
             with _reading():
                 custom = self._manager.metadata(step).custom_metadata
-        except Exception as e:  # any failure to read it means a damaged step
+        except STORAGE_ERRORS as e:
             raise self._unreadable(step, e) from e
         if not custom:
             raise self._unreadable(step, ValueError("its _CHECKPOINT_METADATA is missing or unreadable"))
@@ -327,7 +332,7 @@ class Checkpoints:
             with _reading():
                 items = self._manager.item_metadata(step)
                 stored = items[_ITEM]
-        except Exception as e:
+        except STORAGE_ERRORS as e:
             raise self._unreadable(step, e) from e
         if stored is None:
             raise self._unreadable(step, ValueError("its array metadata is missing"))
@@ -335,12 +340,6 @@ class Checkpoints:
         if differences:
             more = len(differences) - _EXAMPLES
             listed = "; ".join(differences[:_EXAMPLES]) + (f"; and {more} more" if more > 0 else "")
-            if all("opt_state" in line for line in differences):
-                raise CheckpointError(
-                    f"checkpoint {self.step_dir(step)} holds the networks the config builds but "
-                    f"another optimizer-state layout ({listed}), as stylejax wrote before Adam's "
-                    "state became one vector per network; sample or evaluate from it as it is "
-                    "(they read G_ema only), or train in a new --workdir")
             raise CheckpointError(
                 f"checkpoint {self.step_dir(step)} holds a different network than the config "
                 f"builds ({listed}); restore it with the config it was trained with, or train "
@@ -352,7 +351,7 @@ class Checkpoints:
         try:
             with _reading():
                 read = self._manager.restore(step, args=ocp.args.Composite(**wanted))
-        except Exception as e:
+        except STORAGE_ERRORS as e:
             raise self._unreadable(step, e) from e
         if not with_sums:
             raise self._unreadable(step, ValueError("it has no checksums of its arrays"))

@@ -16,7 +16,7 @@ from clu import metric_writers, parameter_overview, periodic_actions
 from stylejax.checkpoints import Checkpoints, checkpoint_dir
 from stylejax.checkpoints.manager import SET_ASIDE_SUBDIR
 from stylejax.data.pipeline import InputPipeline, to_global
-from stylejax.errors import ConfigError, TrainingDivergedError, TrainingInterruptedError
+from stylejax.errors import ConfigError, SignalStopError, TrainingDivergedError
 from stylejax.files import write_atomically
 from stylejax.networks import build_networks
 from stylejax.official import NetworkFile, load_network_file
@@ -204,7 +204,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains to config.num_train_steps steps and returns the final state.
 
     Rerun on the same workdir, it resumes exactly where the latest checkpoint left off. SIGTERM
-    or Ctrl-C ends the current step, saves it and raises TrainingInterruptedError.
+    or Ctrl-C ends the current step, saves it and raises SignalStopError.
     """
     validate_config(config, jax.device_count())
     data = open_dataset(config)
@@ -272,7 +272,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
         writer.flush()
     reached = int(state.step)
     if stopped and reached < config.num_train_steps:
-        raise TrainingInterruptedError(
+        raise SignalStopError(
             f"{signal.Signals(stopped).name}: stopped after step {reached} of {config.num_train_steps}; "
             f"saved {checkpoints.step_dir(reached)}; rerun the same command"
             f"{' without --config.restore_step' if config.restore_step is not None else ''} to "

@@ -17,8 +17,8 @@ from tests.metrics_helpers import metrics_config, tiny_generator
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--cache-dir", required=True)
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--cache_dir", required=True)
     args = parser.parse_args()
 
     config = metrics_config(args.data_dir, args.cache_dir, num_samples=80, batch_size=32)
