@@ -46,6 +46,24 @@ def call(command: Callable[..., None], *args) -> int:
     return 0
 
 
+class OrbaxNotesFilter(logging.Filter):
+    """Drops orbax's INFO notes (a dozen lines per save) and the tracebacks it logs of a failed
+    read or write, which stylejax raises as a one-line CheckpointError; its other warnings stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "/orbax/" not in record.pathname:
+            return True
+        return record.levelno >= logging.WARNING and record.exc_info is None
+
+
+_ORBAX_NOTES = OrbaxNotesFilter()
+
+
+def quiet_orbax() -> None:
+    """Orbax logs through absl's logger; only its notes and tracebacks are filtered."""
+    logging.getLogger("absl").addFilter(_ORBAX_NOTES)
+
+
 @contextlib.contextmanager
 def readable_logging() -> Iterator[None]:
     """Shows stylejax's progress and warnings as 'LEVEL: message' (not TFDS's INFO chatter)."""

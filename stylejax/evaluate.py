@@ -142,6 +142,7 @@ def evaluate(positional: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The CLI on `argv` (sys.argv[1:] when None); returns the exit status."""
+    cli.quiet_orbax()
     return cli.run(evaluate, FLAGS, __doc__, ["stylejax.evaluate", *(sys.argv[1:] if argv is None else argv)])
 
 

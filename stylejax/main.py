@@ -31,18 +31,6 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file (experim
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _OrbaxProgressFilter(logging.Filter):
-    """Drops orbax's INFO notes (a dozen lines per save) and its tracebacks of a failed background
-    save, which stylejax reports in one line (CheckpointError); its other warnings and errors stay."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "/orbax/" not in record.pathname:
-            return True
-        failed_save = record.levelno >= logging.ERROR and record.exc_info is not None and (
-            "background save thread" in record.getMessage() or "Finalize thread" in record.getMessage())
-        return record.levelno >= logging.WARNING and not failed_save
-
-
 def check_workdir(path: str) -> None:
     """The workdir exists as a writable directory, or can be made one."""
     if os.path.exists(path) and not os.path.isdir(path):
@@ -86,7 +74,7 @@ def main(argv) -> int:
     if FLAGS.coordinator_address or os.environ.get("SLURM_NTASKS", "1") != "1":
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("absl").addFilter(_OrbaxProgressFilter())
+    cli.quiet_orbax()
     return cli.call(train_from_flags, FLAGS.config, FLAGS.workdir)
 
 

@@ -15,7 +15,6 @@ TensorFlow StyleGAN2 .pkl), read without running any code stored in it. Every mo
 --trunc PSI. A seed's latent is the official generate.py's, np.random.RandomState(seed).randn(z_dim).
 """
 
-import logging
 import math
 import os
 import sys
@@ -191,8 +190,7 @@ def _draw(mode: str, renderer: Renderer, layers: list[int] | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """The CLI on `argv` (sys.argv[1:] when None); returns the exit status."""
-    for name in ("absl", "asyncio"):  # orbax's notes: what goes wrong is raised and shown as one line
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    cli.quiet_orbax()
     return cli.run(sample, FLAGS, __doc__, ["stylejax.sample", *(sys.argv[1:] if argv is None else argv)])
 
 

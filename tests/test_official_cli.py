@@ -112,9 +112,11 @@ def test_fine_tuning_starts_from_the_network_and_resumes(tmp_path):
     assert np.abs(read_png(run / "samples" / "step_0000000.png") - grid).max() <= 1
     tuned = load_generator(str(run))
     assert tuned.step == 2 and tuned.G.resolution == 32 and tuned.config.model.conv_clamp == 256
-    # A rerun resumes from the workdir's own checkpoint, not from the file.
-    again = main(tmp_path, f"--config.init_from={TINY}", *steps[1:], "--config.num_train_steps=3")
+    # A rerun resumes from the workdir's own checkpoint (and, trained to the end, trains nothing),
+    # not from the file.
+    again = main(tmp_path, f"--config.init_from={TINY}", *steps)
     assert again.returncode == 0 and "resuming from the checkpoint of step 2" in again.stderr
+    assert load_generator(str(run)).step == 2 and "initialising G, D" not in again.stderr
 
 
 @pytest.mark.parametrize("make,args,message", [

@@ -1,6 +1,8 @@
 """Every refusal of bad input through the CLIs, in one table: the command, its exit status and its
-one line. Each row runs the CLI as a user does (a subprocess) and checks that it printed exactly
-one `error:` line, no traceback, and wrote nothing. A new CLI option adds a row here."""
+one line. Each row runs the CLI as a user does and checks that it printed exactly one `error:`
+line, no traceback, and wrote nothing. stylejax.main runs as a subprocess (its absl flags are
+process-global); the other CLIs run in this process, where a traceback fails the test as well.
+A new CLI option adds a row here."""
 
 import os
 import subprocess
@@ -8,6 +10,7 @@ import sys
 
 import pytest
 
+from stylejax import evaluate, sample
 from tests import official_files as of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +34,7 @@ def main(*args):
     return ["-m", "stylejax.main", *args]
 
 
-def sample(mode, *args):
+def sample_cli(mode, *args):
     return ["-m", "stylejax.sample", mode, "--network", TINY, *args]
 
 
@@ -56,16 +59,16 @@ REFUSALS = [
      "config.model.g_architecture='Skip' is not one of skip, orig, resnet"),
     (main("--config", DEFAULT, "--workdir", "{out}", "--config.init_from={evil}"), 2,
      "{evil}: refused: it names the global os.system"),
-    (sample("seeds", "--seeds", "0", "--trunc", "nan", "--outdir", "{out}"), 2,
+    (sample_cli("seeds", "--seeds", "0", "--trunc", "nan", "--outdir", "{out}"), 2,
      "'nan' is not a finite number"),
-    (sample("grid", "--seeds", "0", "--trunc", "inf", "--outdir", "{out}"), 2,
+    (sample_cli("grid", "--seeds", "0", "--trunc", "inf", "--outdir", "{out}"), 2,
      "'inf' is not a finite number"),
-    (sample("truncation", "--seeds", "0", "--psis", "1,nan", "--outdir", "{out}"), 2,
+    (sample_cli("truncation", "--seeds", "0", "--psis", "1,nan", "--outdir", "{out}"), 2,
      "bad list '1,nan': use finite numbers"),
-    (sample("mixing", "--row_seeds", "0", "--col_seeds", "1", "--styles", "Coarse", "--outdir", "{out}"),
+    (sample_cli("mixing", "--row_seeds", "0", "--col_seeds", "1", "--styles", "Coarse", "--outdir", "{out}"),
      2, "--styles 'Coarse' is neither coarse, middle nor fine"),
-    (sample("seeds", "--seeds", "0", "--outdir", "{a_file}"), 2, "--outdir {a_file} is a file"),
-    (sample("seeds", "--seeds", "0", "--step", "2", "--outdir", "{out}"), 2,
+    (sample_cli("seeds", "--seeds", "0", "--outdir", "{a_file}"), 2, "--outdir {a_file} is a file"),
+    (sample_cli("seeds", "--seeds", "0", "--step", "2", "--outdir", "{out}"), 2,
      "is a network file, which has no checkpoint steps: drop --step"),
     (["-m", "stylejax.sample", "seeds", "--network", "{evil}", "--seeds", "0", "--outdir", "{out}"], 2,
      "refused: it names the global os.system"),
@@ -74,17 +77,28 @@ REFUSALS = [
 ]
 
 
+def run_cli(args: list[str], capsys) -> tuple[int, str]:
+    """The exit status and stderr of `python -m MODULE ARGS...`."""
+    module, argv = args[1], args[2:]
+    if module == "stylejax.main":
+        result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                                timeout=300, cwd=REPO)
+        return result.returncode, result.stderr
+    status = {"stylejax.sample": sample.main, "stylejax.evaluate": evaluate.main}[module](argv)
+    return status, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command,status,line", REFUSALS,
                          ids=[" ".join(c[1:3] + c[3:][-2:]) for c, _, _ in REFUSALS])
-def test_refused_in_one_line(files, tmp_path, command, status, line):
+def test_refused_in_one_line(files, tmp_path, monkeypatch, capsys, command, status, line):
     out = str(tmp_path / "out")
     names = {**files, "out": out}
     args = [arg.format(**names) for arg in command]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "STYLEJAX_DATA_DIR": str(tmp_path / "data")}
-    result = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
-                            timeout=300, cwd=REPO)
-    errors = [text for text in result.stderr.splitlines() if text.startswith("error:")]
-    assert result.returncode == status, result.stderr[-2000:]
-    assert len(errors) == 1 and line.format(**names) in errors[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("STYLEJAX_DATA_DIR", str(tmp_path / "data"))
+    returncode, stderr = run_cli(args, capsys)
+    errors = [text for text in stderr.splitlines() if text.startswith("error:")]
+    assert returncode == status, stderr[-2000:]
+    assert len(errors) == 1 and line.format(**names) in errors[0], stderr[-2000:]
+    assert "Traceback" not in stderr
     assert not os.path.exists(out) and not os.path.exists(os.path.join(files["root"], "pwned"))

@@ -32,3 +32,13 @@ def check_channels(resolution: int, channel_base: int, channel_max: int) -> None
         raise ValueError(
             f"channel_base {channel_base} gives zero channels at {resolution}x{resolution} "
             f"(channels = channel_base // res); use channel_base >= {resolution}")
+
+
+def check_network(kind: str, architecture: str, architectures: tuple[str, ...], resolution: int,
+                  channel_base: int, channel_max: int) -> None:
+    """What G and D both check on construction: a known architecture, a supported resolution and
+    channels at every block."""
+    if architecture not in architectures:
+        raise ValueError(f"unknown {kind} architecture {architecture!r}; use one of {architectures}")
+    check_resolution(resolution)
+    check_channels(resolution, channel_base, channel_max)

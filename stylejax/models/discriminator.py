@@ -6,7 +6,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from stylejax.models.architecture import channels_at, check_channels, check_resolution, log2
+from stylejax.models.architecture import channels_at, check_network, log2
 from stylejax.models.conv import Conv2d, conv2d
 from stylejax.models.layers import EqualConv2d, EqualDense
 from stylejax.models.mapping import MappingNetwork
@@ -98,11 +98,8 @@ class Discriminator(nn.Module):
     dtype: Any = jnp.float32
 
     def __post_init__(self):
-        check_resolution(self.resolution)
-        check_channels(self.resolution, self.channel_base, self.channel_max)
-        if self.architecture not in D_ARCHITECTURES:
-            raise ValueError(f"unknown discriminator architecture {self.architecture!r}; "
-                             f"use one of {D_ARCHITECTURES}")
+        check_network("discriminator", self.architecture, D_ARCHITECTURES, self.resolution, self.channel_base,
+                      self.channel_max)
         c4 = channels_at(4, self.channel_base, self.channel_max)
         if self.mbstd_num_channels < 0 or (self.mbstd_num_channels and c4 % self.mbstd_num_channels):
             raise ValueError(f"mbstd_num_channels {self.mbstd_num_channels} must be >= 0 and "

@@ -5,7 +5,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from stylejax.models.architecture import check_channels, check_resolution
+from stylejax.models.architecture import check_network
 from stylejax.models.conv import Conv2d, conv2d
 from stylejax.models.mapping import MappingNetwork
 from stylejax.models.modconv import MODCONV_FORMS
@@ -42,11 +42,8 @@ class Generator(nn.Module):
     dtype: Any = jnp.float32
 
     def __post_init__(self):
-        check_resolution(self.resolution)
-        check_channels(self.resolution, self.channel_base, self.channel_max)
-        if self.architecture not in G_ARCHITECTURES:
-            raise ValueError(f"unknown generator architecture {self.architecture!r}; "
-                             f"use one of {G_ARCHITECTURES}")
+        check_network("generator", self.architecture, G_ARCHITECTURES, self.resolution, self.channel_base,
+                      self.channel_max)
         if self.conv_clamp is not None and not self.conv_clamp > 0:
             raise ValueError(f"conv_clamp must be > 0 or None, got {self.conv_clamp}")
         if self.modconv not in MODCONV_FORMS:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from clu import metric_writers, parameter_overview, periodic_actions
+from flax import traverse_util
 
 from stylejax.checkpoints import Checkpoints, checkpoint_dir
 from stylejax.checkpoints.manager import SET_ASIDE_SUBDIR
@@ -194,7 +195,9 @@ def init_from_network(state: TrainState, network: NetworkFile) -> TrainState:
 def open_writer(config: ml_collections.ConfigDict, workdir: str, state: TrainState):
     """TensorBoard (process 0) and the console: the hparams and the networks' sizes first."""
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-    writer.write_hparams(flatten(config.to_dict()))
+    hparams = traverse_util.flatten_dict(config.to_dict(), sep=".")
+    writer.write_hparams({k: v if isinstance(v, int | float | str | bool) else str(v)
+                          for k, v in hparams.items()})
     parameter_overview.log_parameter_overview(state.g_params, msg="Generator parameters")
     parameter_overview.log_parameter_overview(state.d_params, msg="Discriminator parameters")
     return writer
@@ -279,13 +282,3 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
             "resume", stopped)
     return state
 
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}, values as TensorBoard hparams accept them."""
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v if isinstance(v, int | float | str | bool) else str(v)
-    return out
