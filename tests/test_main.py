@@ -26,7 +26,8 @@ def main(tmp_path, *args, devices=1):
 @pytest.mark.slow
 def test_default_experiment_smoke(tmp_path):
     result = main(tmp_path, *TINY, "--config.num_train_steps=3", "--config.log_every_steps=1",
-                  "--config.sample_every_steps=3", "--config.sample_grid=(4, 2)")
+                  "--config.sample_every_steps=3", "--config.sample_grid=(4, 2)",
+                  "--config.metrics_num_samples=64")
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
     config = json.loads((run / "config.json").read_text())
@@ -34,6 +35,9 @@ def test_default_experiment_smoke(tmp_path):
     assert (run / "samples" / "step_0000003.png").exists()
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(run))
     assert "step 3/3" in result.stderr and "img/s" in result.stderr
+    # The default metrics, evaluated at the end of the run.
+    (line,) = (run / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(line)["step"] == 3 and json.loads(line)["fid_digits"] > 0
     generator = load_generator(str(run))  # the default generator has no noise inputs to restore
     assert generator.step == 3 and not generator.variables["noise_consts"]
     assert generator.G.apply(generator.variables, jnp.zeros((2, 32))).shape == (2, 16, 16, 3)

@@ -100,7 +100,7 @@ def main(tmp_path, *args):
 def test_fine_tuning_starts_from_the_network_and_resumes(tmp_path):
     steps = ["--config.num_train_steps=2", "--config.log_every_steps=1", "--config.sample_every_steps=2",
              "--config.eval_every_steps=0", "--config.batch_size=8",
-             "--config.sample_grid=(4, 2)"]
+             "--config.sample_grid=(4, 2)", "--config.metrics_num_samples=64"]
     result = main(tmp_path, f"--config.init_from={TINY}", *steps)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
