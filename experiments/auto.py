@@ -11,4 +11,5 @@ def get_config():
     config.auto = True
     config.num_train_steps = 25000 * 1000 // 64  # about 25M images at the batch the rule picks
     config.xflip = True
+    config.augment.mode = "ada"  # the official default, with its bgc pipe
     return config

@@ -90,6 +90,16 @@ def base_config() -> ml_collections.ConfigDict:
     # StyleGAN2 .pkl): G, D, G_ema and w_avg from the file, the architecture from its kwargs.
     config.init_from = ml_collections.FieldReference(None, field_type=str)
 
+    # Adaptive discriminator augmentation (stylejax/train/augment.py): every image D sees is
+    # augmented with probability p; mode "off", "fixed" (p as set) or "ada" (p starts as set and
+    # every `interval` steps moves by batch * interval / (kimg * 1000) towards the mean sign of
+    # D(real) being `target`). pipe: blit, geom, color, filter, noise, cutout, bg, bgc, bgcf,
+    # bgcfn, bgcfnc. p_from_network: a fine-tuning run (init_from) starts p from the file's.
+    config.augment = ml_collections.ConfigDict(dict(
+        mode="off", pipe="bgc", p=0.0, target=0.6, kimg=500.0, interval=4, p_from_network=False))
+    # Train on the first this many images of the dataset (the official --max-size); 0: all.
+    config.max_images = 0
+
     config.ema_kimg = 10.0  # G_ema half-life in thousands of images
     config.ema_rampup = ml_collections.FieldReference(None, field_type=float)  # e.g. 0.05
     config.auto = False  # derive batch, gamma, ema, ... from resolution and device count
@@ -146,6 +156,7 @@ def official_config(spec: str, *, dataset: str, resolution: int, total_kimg: int
     config.loss.r1_gamma = s["gamma"]
     config.ema_kimg = s["ema"]
     config.ema_rampup = s["ramp"]
+    config.augment.mode = "ada"  # the official default, with its bgc pipe
     if spec == "cifar":  # the official cifar config turns these off
         config.loss.pl_weight = 0.0
         config.loss.style_mixing_prob = 0.0

@@ -114,12 +114,13 @@ class InputPipeline:
     `name` is a dataset prepared in `data_dir` (see `stylejax.data.prepare`), a TFDS catalogue
     dataset prepared there in the array_record format, or `digits` / `digits<R>` (built on first
     use). `data_dir` defaults to $STYLEJAX_DATA_DIR, $TFDS_DATA_DIR or ~/tensorflow_datasets.
-    `split` takes TFDS split syntax ('train', 'test', 'train[:90%]'). The process index and count
-    default to JAX's.
+    `split` takes TFDS split syntax ('train', 'test', 'train[:90%]'); `max_images` keeps only its
+    first that many records (the official --max-size). The process index and count default to
+    JAX's.
     """
 
     def __init__(self, name: str, *, global_batch_size: int, seed: int, split: str = "train",
-                 data_dir: str | None = None, xflip: bool = False,
+                 data_dir: str | None = None, xflip: bool = False, max_images: int | None = None,
                  process_index: int | None = None, process_count: int | None = None):
         process_index = jax.process_index() if process_index is None else process_index
         process_count = jax.process_count() if process_count is None else process_count
@@ -150,14 +151,19 @@ class InputPipeline:
                                f"{', '.join(builder.info.splits)}): {reason}") from None
         if len(source) == 0:
             raise DatasetError(f"split {split!r} of dataset {name!r} is empty")
-        self._num_examples = len(source)
+        records = grain.MapDataset.source(source)
+        if max_images is not None:
+            if max_images < 1:
+                raise DatasetError(f"max_images must be >= 1 or None, got {max_images}")
+            records = records[:max_images]
+        self._num_examples = len(records)
         keys = ("image", "label") if self._num_classes else ("image",)
         self._decode = _make_decoder({k: features.tf_example_spec[k] for k in keys}, self._shape)
         # Explicit seeds: the same `shuffle` on the indices and on the records gives the same order.
         order_seed, flip_seed = map(int, np.random.SeedSequence(seed).generate_state(2))
         self._indices = self._own_rows(
-            grain.MapDataset.range(len(source)).shuffle(order_seed).repeat())
-        records = (grain.MapDataset.source(source).shuffle(order_seed).repeat()
+            grain.MapDataset.range(len(records)).shuffle(order_seed).repeat())
+        records = (records.shuffle(order_seed).repeat()
                    .random_map(self._draw_flip, seed=flip_seed))
         self._batches = self._own_rows(records, _records_and_flips).map(self._decode_batch)
 

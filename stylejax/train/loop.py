@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 def open_dataset(config: ml_collections.ConfigDict) -> InputPipeline:
     data = InputPipeline(config.dataset, global_batch_size=config.batch_size, seed=config.seed,
-                         data_dir=config.data_dir, xflip=config.xflip)
+                         data_dir=config.data_dir, xflip=config.xflip,
+                         max_images=config.max_images or None)
     if data.resolution != config.resolution and config.init_from:
         raise ConfigError(
             f"dataset {config.dataset!r} is {data.resolution}x{data.resolution} but the network "
@@ -147,7 +148,12 @@ def resume_or_init(config: ml_collections.ConfigDict, checkpoints: Checkpoints, 
         state = init(key)
         if config.init_from is None:
             return state
-        return init_from_network(state, network or network_to_tune(config.init_from, sizes))
+        network = network or network_to_tune(config.init_from, sizes)
+        state = init_from_network(state, network)
+        if config.augment.p_from_network and network.augment_p is not None:
+            log.info("augmentation p starts at %g, the network file's", network.augment_p)
+            state = state.replace(ada_p=jax.device_put(np.float32(network.augment_p), state.ada_p.sharding))
+        return state
     log.info("resuming from the checkpoint of step %d in %s", step, checkpoints.directory)
     state = checkpoints.restore(jax.eval_shape(init, key), step)
     moved = checkpoints.set_aside_after(step)

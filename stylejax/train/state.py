@@ -28,7 +28,8 @@ class TrainState:
     g_opt_state: Any
     d_opt_state: Any
     pl_mean: jnp.ndarray
-    ada_p: jnp.ndarray  # augmentation probability; 0 until adaptive augmentation exists
+    ada_p: jnp.ndarray  # the probability of each augmentation (train/augment.py)
+    ada_signs: jnp.ndarray  # [sum of sign(D(real)), images] since ADA last adjusted p
     nonfinite_streak: jnp.ndarray  # steps in a row with a non-finite loss or gradient
     nonfinite_total: jnp.ndarray
 
@@ -76,5 +77,7 @@ def create_train_state(config: ml_collections.ConfigDict, G: Generator, D: Discr
         ema_params=jax.tree_util.tree_map(jnp.copy, g_vars["params"]),  # own buffers: donated apart
         g_stats=g_vars["stats"], noise_consts=g_vars.get("noise_consts", {}),
         g_opt_state=g_opt.init(g_vars["params"]), d_opt_state=d_opt.init(d_params),
-        pl_mean=jnp.zeros((), jnp.float32), ada_p=jnp.zeros((), jnp.float32),
+        pl_mean=jnp.zeros((), jnp.float32),
+        ada_p=jnp.asarray(0.0 if config.augment.mode == "off" else config.augment.p, jnp.float32),
+        ada_signs=jnp.zeros(2, jnp.float32),
         nonfinite_streak=jnp.zeros((), jnp.int32), nonfinite_total=jnp.zeros((), jnp.int32))

@@ -20,8 +20,10 @@ import ml_collections
 import optax
 from jax.sharding import NamedSharding
 
+from stylejax.errors import ConfigError
 from stylejax.losses import discriminator_loss, generator_loss, path_length_penalty, path_lengths, r1_penalty
 from stylejax.models import Discriminator, Generator, mix_styles
+from stylejax.train.augment import COLOR, adjust_p, augment_pipe
 from stylejax.train.state import TrainState, optimizers
 
 PyTree = Any
@@ -127,6 +129,33 @@ class StyleGAN2Loss:
         self.g_opt, self.d_opt = optimizers(config)
         self.root_key = jax.random.key(config.seed)
         self.rounds = batch_rounds(config, batch_sharding)
+        self.augment = None if config.augment.mode == "off" else augment_pipe(config.augment.pipe)
+        self.adaptive = config.augment.mode == "ada"
+        if self.augment is not None and G.img_channels not in (1, 3) and \
+                any(getattr(self.augment, name) for name in COLOR):
+            raise ConfigError(f"config.augment.pipe={config.augment.pipe!r} changes colours, which needs "
+                              f"RGB or greyscale images, not {G.img_channels} channels; use 'bg'")
+
+    def phase_key(self, state: TrainState, phase: int) -> jax.Array:
+        """Everything a phase draws comes from (seed, step, phase): the same on any device count."""
+        return jax.random.fold_in(jax.random.fold_in(self.root_key, state.step), phase)
+
+    def augment_draws(self, state: TrainState, phase: int, stream: int, n: int) -> dict | None:
+        """The augmentations of n images of a phase (None: augmentation is off), drawn for the
+        whole batch with p from the state, so that rounds slice them as they slice the images."""
+        if self.augment is None:
+            return None
+        key = jax.random.fold_in(self.phase_key(state, phase), 2 + stream)  # 0, 1: the latents
+        shape = (n, self.G.resolution, self.G.resolution, self.G.img_channels)
+        return self.augment.draw(key, state.ada_p, shape)
+
+    def signs_seen(self, state: TrainState, sign_sum: jnp.ndarray, n: int) -> dict[str, jnp.ndarray]:
+        """ADA's overfitting heuristic: the sum of sign(D(real)) and the count, since p's last
+        adjustment, as a state field (none unless p is adaptive)."""
+        if not self.adaptive:
+            return {}
+        total = jnp.round(sign_sum * self.rounds.count)  # the rounds' mean of their sums
+        return dict(ada_signs=state.ada_signs + jnp.stack([total, jnp.asarray(n, jnp.float32)]))
 
     def latents(self, key: jax.Array, n: int) -> tuple[jnp.ndarray, jnp.ndarray | None]:
         """n latents z and, for a conditional G, n random one-hot labels (else None)."""
@@ -152,7 +181,7 @@ class StyleGAN2Loss:
                      num_keys: int = 2) -> tuple[Latents, jnp.ndarray | None, list[jax.Array]]:
         """A phase's n latents, its style-mixing cutoff and num_keys - 1 further keys (noise, then
         the path-length probe), all from (seed, step, phase): the same on any device count."""
-        key = jax.random.fold_in(jax.random.fold_in(self.root_key, state.step), phase)
+        key = self.phase_key(state, phase)
         z, c = self.latents(jax.random.fold_in(key, 0), n)
         mixing_key, *keys = jax.random.split(jax.random.fold_in(key, 1), num_keys)
         mix_z, cutoff = self.mixing(mixing_key, n)
@@ -175,9 +204,13 @@ class StyleGAN2Loss:
         variables = {**state.generator_variables(ema=False), "params": g_params}
         return self.G.apply(variables, ws, rngs={"noise": noise_key}, method=self.G.synthesize)
 
-    def run_discriminator(self, d_params: PyTree, img: jnp.ndarray, c: jnp.ndarray | None) -> jnp.ndarray:
-        """Minibatch-stddev groups of consecutive images (the official grouping of a per-GPU batch
-        of one group): within a device's share, and the same on any device count and in rounds."""
+    def run_discriminator(self, d_params: PyTree, img: jnp.ndarray, c: jnp.ndarray | None,
+                          augment: dict | None = None) -> jnp.ndarray:
+        """D of the images augmented as drawn (None: as they are).  Minibatch-stddev groups of
+        consecutive images (the official grouping of a per-GPU batch of one group): within a
+        device's share, and the same on any device count and in rounds."""
+        if augment is not None:
+            img = self.augment.apply(img, augment)
         groups = img.shape[0] // min(self.D.mbstd_group_size, img.shape[0])
         return self.D.apply({"params": d_params}, img, c, mbstd_shards=groups)
 
@@ -210,7 +243,7 @@ class StyleGAN2Loss:
         """Gmain of round r: softplus(-D(G(z))); and the mapping's stats and the mean fake logit."""
         ws, stats = self.run_mapping(g_params, state, latents, cutoff)
         img = self.run_synthesis(g_params, state, ws, self.rounds.key(noise_key, r))
-        logits = self.run_discriminator(state.d_params, img, latents["c"])
+        logits = self.run_discriminator(state.d_params, img, latents["c"], latents["augment"])
         return generator_loss(logits), (stats, jnp.mean(logits))
 
     def loss_g_pl(self, g_params: PyTree, latents: Latents, *, state: TrainState, cutoff: jnp.ndarray | None,
@@ -231,24 +264,28 @@ class StyleGAN2Loss:
         ws, stats = self.run_mapping(state.g_params, state, inputs, cutoff)
         fake = jax.lax.stop_gradient(self.run_synthesis(state.g_params, state, ws,
                                                         self.rounds.key(noise_key, r)))
-        fake_logits = self.run_discriminator(d_params, fake, inputs["c"])
-        real_logits = self.run_discriminator(d_params, inputs["image"], inputs["real_c"])
+        fake_logits = self.run_discriminator(d_params, fake, inputs["c"], inputs["fake_augment"])
+        real_logits = self.run_discriminator(d_params, inputs["image"], inputs["real_c"],
+                                             inputs["real_augment"])
         loss = discriminator_loss(real_logits, fake_logits)
-        return loss, (stats, jnp.mean(real_logits), jnp.mean(fake_logits))
+        return loss, (stats, jnp.mean(real_logits), jnp.mean(fake_logits), jnp.sum(jnp.sign(real_logits)))
 
-    def loss_d_r1(self, d_params: PyTree, reals: dict, _round: int) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """Dr1 of a round (which draws nothing): gamma/2 |dD(x)/dx|^2 on reals, scaled by the lazy
-        interval; and the mean penalty."""
+    def loss_d_r1(self, d_params: PyTree, reals: dict, _round: int) -> tuple[jnp.ndarray, tuple]:
+        """Dr1 of a round: gamma/2 |dD(x)/dx|^2 on reals (the gradient taken through their
+        augmentation, as officially), scaled by the lazy interval; and the mean penalty and the
+        sum of the real logits' signs."""
         loss_cfg = self.config.loss
-        logits_fn = functools.partial(self.run_discriminator, d_params, c=reals["real_c"])
-        penalty, _ = r1_penalty(logits_fn, reals["image"])
+        logits_fn = functools.partial(self.run_discriminator, d_params, c=reals["real_c"],
+                                      augment=reals["real_augment"])
+        penalty, logits = r1_penalty(logits_fn, reals["image"])
         loss = jnp.mean(penalty) * (loss_cfg.r1_gamma / 2) * loss_cfg.d_reg_interval
-        return loss, jnp.mean(penalty)
+        return loss, (jnp.mean(penalty), jnp.sum(jnp.sign(logits)))
 
     def g_main(self, state: TrainState) -> PhaseOutput:
         """Gmain: G's step on the non-saturating loss of a batch of fakes."""
         with jax.named_scope("g_main"):  # the scopes name the phases in profiles
             latents, cutoff, (noise_key,) = self.draw_latents(state, 0, self.config.batch_size)
+            latents["augment"] = self.augment_draws(state, 0, 0, self.config.batch_size)
             loss_fn = functools.partial(self.loss_g_main, state=state, cutoff=cutoff, noise_key=noise_key)
             (loss, (stats, fake_score)), grads = self.round_gradients(loss_fn, state.g_params, latents)
             state, ok = self.update_generator(state, loss, grads, g_stats=stats)
@@ -270,19 +307,27 @@ class StyleGAN2Loss:
     def d_main(self, state: TrainState, batch: dict, ok: jnp.ndarray) -> PhaseOutput:
         """Dmain: D's step on the logistic loss of a batch of fakes and the batch of reals."""
         with jax.named_scope("d_main"):
-            latents, cutoff, (noise_key,) = self.draw_latents(state, 2, self.config.batch_size)
+            n = self.config.batch_size
+            latents, cutoff, (noise_key,) = self.draw_latents(state, 2, n)
+            augment = dict(real_augment=self.augment_draws(state, 2, 0, n),
+                           fake_augment=self.augment_draws(state, 2, 1, n))
             loss_fn = functools.partial(self.loss_d_main, state=state, cutoff=cutoff, noise_key=noise_key)
-            (loss, (stats, real_score, fake_score)), grads = self.round_gradients(
-                loss_fn, state.d_params, {**latents, **self.reals(batch)})
-            state, ok_d = self.update_discriminator(state, loss, grads, g_stats=stats)
+            (loss, (stats, real_score, fake_score, signs)), grads = self.round_gradients(
+                loss_fn, state.d_params, {**latents, **self.reals(batch), **augment})
+            state, ok_d = self.update_discriminator(state, loss, grads, g_stats=stats,
+                                                    **self.signs_seen(state, signs, n))
             metrics = dict(d_loss=loss, real_score=real_score, fake_score=fake_score)
+            if self.augment is not None:  # r_t of this batch of reals
+                metrics["ada_rt"] = signs * self.rounds.count / n
             return state, metrics, ok & ok_d
 
     def d_reg(self, state: TrainState, batch: dict, ok: jnp.ndarray) -> PhaseOutput:
         """Dreg: D's step on the R1 penalty of the batch of reals."""
         with jax.named_scope("d_reg"):
-            (loss, penalty), grads = self.round_gradients(self.loss_d_r1, state.d_params, self.reals(batch))
-            state, ok_reg = self.update_discriminator(state, loss, grads)
+            n = self.config.batch_size
+            reals = {**self.reals(batch), "real_augment": self.augment_draws(state, 3, 0, n)}
+            (loss, (penalty, signs)), grads = self.round_gradients(self.loss_d_r1, state.d_params, reals)
+            state, ok_reg = self.update_discriminator(state, loss, grads, **self.signs_seen(state, signs, n))
             return state, dict(r1_penalty=penalty), ok & ok_reg
 
 
@@ -295,7 +340,24 @@ def finish(config: ml_collections.ConfigDict, state: TrainState,
     streak = jnp.where(ok, 0, state.nonfinite_streak + 1)
     state = state.replace(step=state.step + 1, ema_params=ema, nonfinite_streak=streak,
                           nonfinite_total=state.nonfinite_total + (~ok).astype(jnp.int32))
-    return state, dict(nonfinite_streak=streak, nonfinite_total=state.nonfinite_total)
+    metrics = dict(nonfinite_streak=streak, nonfinite_total=state.nonfinite_total)
+    if config.augment.mode == "ada":
+        state = adapt_p(config, state)
+    if config.augment.mode != "off":
+        metrics["ada_p"] = state.ada_p
+    return state, metrics
+
+
+def adapt_p(config: ml_collections.ConfigDict, state: TrainState) -> TrainState:
+    """Every config.augment.interval steps (counted after this one), p moves by ADA's rule on
+    the mean sign of D(real) since the last move, and the sign counter starts again."""
+    aug = config.augment
+    total, count = state.ada_signs[0], state.ada_signs[1]
+    moved = adjust_p(state.ada_p, total / jnp.maximum(count, 1), aug.target,
+                     config.batch_size * aug.interval, aug.kimg)
+    due = (state.step % aug.interval == 0) & (count > 0)
+    return state.replace(ada_p=jnp.where(due, moved, state.ada_p),
+                         ada_signs=jnp.where(state.step % aug.interval == 0, 0.0, state.ada_signs))
 
 
 def make_phases(config: ml_collections.ConfigDict, G: Generator, D: Discriminator,

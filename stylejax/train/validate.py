@@ -8,13 +8,14 @@ from stylejax.models.discriminator import D_ARCHITECTURES
 from stylejax.models.modconv import MODCONV_FORMS
 from stylejax.models.synthesis import G_ARCHITECTURES
 from stylejax.networks import DTYPES, MODEL_IMPLS
+from stylejax.train.augment import PIPES
 
 POSITIVE_INTS = ("num_train_steps", "batch_size", "log_every_steps", "resolution",
                  "loss.d_reg_interval", "loss.g_reg_interval", "loss.pl_batch_shrink",
                  "max_nonfinite_steps", "checkpoint_keep", "model.z_dim", "model.w_dim",
                  "model.mapping_layers")
 NON_NEGATIVE = ("seed", "sample_every_steps", "checkpoint_every_steps", "eval_every_steps",
-                "optim.g_lr", "optim.d_lr", "loss.r1_gamma", "loss.pl_weight", "ema_kimg")
+                "optim.g_lr", "optim.d_lr", "loss.r1_gamma", "loss.pl_weight", "ema_kimg", "max_images")
 UNIT_INTERVAL = ("optim.beta1", "optim.beta2", "loss.style_mixing_prob", "loss.pl_decay")
 
 
@@ -49,6 +50,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         raise ConfigError(f"config.batch_size={batch} is not divisible by the minibatch-stddev group "
                           f"size {group}; change config.model.mbstd_group_size or the batch size")
     validate_architecture(config.model)
+    validate_augment(config.augment)
     validate_device_batch(config, num_devices)
     if config.restore_step is not None and config.restore_step < 0:
         raise ConfigError(f"config.restore_step must be a saved step (>= 0) or None, got "
@@ -69,6 +71,24 @@ def validate_architecture(model: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"config.model.{key}={model[key]!r} is not one of {', '.join(allowed)}")
     if model.conv_clamp is not None and not model.conv_clamp > 0:
         raise ConfigError(f"config.model.conv_clamp must be > 0 or None, got {model.conv_clamp}")
+
+
+AUGMENT_MODES = ("off", "fixed", "ada")
+
+
+def validate_augment(augment: ml_collections.ConfigDict) -> None:
+    for key, allowed in (("mode", AUGMENT_MODES), ("pipe", tuple(PIPES))):
+        if augment[key] not in allowed:
+            raise ConfigError(f"config.augment.{key}={augment[key]!r} is not one of {', '.join(allowed)}")
+    for key in ("p", "target"):
+        if not 0 <= augment[key] <= 1:
+            raise ConfigError(f"config.augment.{key} must be in [0, 1], got {augment[key]}")
+    if not augment.kimg > 0:
+        raise ConfigError(f"config.augment.kimg must be > 0 (thousands of images for p to move by 1), "
+                          f"got {augment.kimg}")
+    if augment.interval < 1:
+        raise ConfigError(f"config.augment.interval must be >= 1 (steps between p's adjustments), "
+                          f"got {augment.interval}")
 
 
 def validate_device_batch(config: ml_collections.ConfigDict, num_devices: int) -> None:
