@@ -9,6 +9,13 @@
                one column seed's, a degree a column   [--styles coarse --degrees 0,0.25,0.5,0.75,1]
   truncation   a row per seed, a column per psi       --seeds 0-3 [--psis 1,0.7,0.5,0]
   interpolate  an animated GIF through the seeds      --seeds 0,1,2 [--frames 24 --fps 24]
+  video        a looping MP4 or GIF, by --kind:       [--format mp4|gif --frames 24 --fps 24]
+               walk_z, walk_w  through the seeds' z (great circles) or ws      --seeds 0-3
+               morph       one band from column seed to column seed    --row_seeds 85
+                           on the row seed                             --col_seeds 55,821 --styles
+               truncation  psi through --psis and back                 --seeds 0 [--psis 1,0]
+               blend       the band's degree through --degrees and     --row_seeds 85 --col_seeds 55
+                           back                                        --styles [--degrees 0,1]
 
 --workdir samples a training run: --step N or --step best picks its checkpoint (default: the
 latest). --network samples an official network file (a stylegan2-ada-pytorch snapshot or a
@@ -25,7 +32,7 @@ import sys
 
 from absl import flags
 
-from stylejax import cli
+from stylejax import cli, video
 from stylejax.checkpoints import checkpoint_dir, load_generator
 from stylejax.errors import UsageError
 from stylejax.figures import (
@@ -52,7 +59,12 @@ MODE_FLAGS = {
     "blend": (("row_seeds", "col_seeds"), ("trunc", "styles", "degrees", "upscale")),
     "truncation": (("seeds",), ("psis", "upscale")),
     "interpolate": (("seeds",), ("trunc", "frames", "fps")),
+    "video": ((), ("kind", "trunc", "frames", "fps", "format", "seeds", "row_seeds", "col_seeds",
+                          "styles", "psis", "degrees", "upscale")),
 }
+# The keyframes each video --kind takes.
+VIDEO_FLAGS = {"walk_z": ("seeds",), "walk_w": ("seeds",), "morph": ("row_seeds", "col_seeds"),
+               "truncation": ("seeds",), "blend": ("row_seeds", "col_seeds")}
 
 
 def _seeds(text: str) -> list[int]:
@@ -116,8 +128,12 @@ cli.define_list("degrees", [0.0, 0.25, 0.5, 0.75, 1.0], _floats, "degrees",
 flags.DEFINE_integer("upscale", 1, "figures: each pixel drawn as N x N (nearest), for small "
                      "generators", lower_bound=1, upper_bound=64, flag_values=FLAGS)
 flags.DEFINE_integer("batch", 8, "images per jitted call", lower_bound=1, flag_values=FLAGS)
-flags.DEFINE_integer("frames", 24, "interpolate: frames per seed", lower_bound=1, flag_values=FLAGS)
-flags.DEFINE_float("fps", 24.0, "interpolate: frames a second", lower_bound=1e-3, flag_values=FLAGS)
+flags.DEFINE_integer("frames", 24, "interpolate, video: frames from each seed (keyframe) to the next",
+                     lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_float("fps", 24.0, "interpolate, video: frames a second", lower_bound=1e-3,
+                   flag_values=FLAGS)
+flags.DEFINE_enum("kind", "walk_z", video.KINDS, "video: what moves", flag_values=FLAGS)
+flags.DEFINE_enum("format", "mp4", video.FORMATS, "video: H.264 MP4 or looping GIF", flag_values=FLAGS)
 
 
 def _check_mode(positional: list[str]) -> str:
@@ -159,6 +175,18 @@ def sample(positional: list[str]) -> None:
         raise UsageError("blend takes one --row_seeds and one --col_seeds, e.g. --row_seeds 85 "
                          "--col_seeds 55")
     check_degrees([args.degree, *args.degrees])
+    if mode == "video":
+        needed = VIDEO_FLAGS[args.kind]
+        for name in sorted({n for names in VIDEO_FLAGS.values() for n in names}):
+            if name in needed and FLAGS[name].value is None:
+                raise UsageError(f"video --kind {args.kind} needs --{' and --'.join(needed)}")
+            if name not in needed and FLAGS[name].value is not None:
+                raise UsageError(f"--{name} does not apply to video --kind {args.kind}; drop it")
+        if len(args.row_seeds or [0]) != 1 or (args.kind == "blend" and len(args.col_seeds) != 1):
+            raise UsageError(f"video --kind {args.kind} takes one --row_seeds"
+                             f"{' and one --col_seeds' if args.kind == 'blend' else ''}, e.g. 85")
+        if args.kind == "truncation" and len(args.seeds) != 1:
+            raise UsageError("video --kind truncation takes one --seeds, e.g. 0")
     if mode == "interpolate" and len(args.seeds) < 2:
         raise UsageError("interpolate needs at least two --seeds, e.g. 0,1,2")
     if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
@@ -167,7 +195,7 @@ def sample(positional: list[str]) -> None:
     renderer = Renderer(trained.G, trained.variables, noise_mode=args.noise_mode,
                         class_index=args["class"].value, psi=args.trunc, cutoff=args.trunc_cutoff,
                         batch=args.batch)
-    layers = style_layers(args.styles, trained.G.num_ws) if mode in ("mixing", "blend") else None
+    layers = style_layers(args.styles, trained.G.num_ws) if mode in ("mixing", "blend", "video") else None
     try:
         os.makedirs(args.outdir, exist_ok=True)
     except OSError as e:
@@ -201,12 +229,31 @@ def _draw(mode: str, renderer: Renderer, layers: list[int] | None) -> list[str]:
     elif mode == "truncation":
         picture = truncation_sweep(renderer, args.seeds, args.psis)
         name = "truncation.png"
+    elif mode == "video":
+        path = out(f"{args.kind}.{args.format}")
+        animation = _animation(renderer, layers)
+        video.write_video(path, video.frame_batches(renderer, animation, args.frames, args.upscale),
+                          animation.num_keys * args.frames, args.fps)
+        return [path]
     else:
         save_gif(interpolation_frames(renderer, args.seeds, args.frames), out("interpolation.gif"),
                  args.fps)
         return [out("interpolation.gif")]
     save_png(upscale(picture, args.upscale), out(name))
     return [out(name)]
+
+
+def _animation(renderer: Renderer, layers: list[int]) -> video.Animation:
+    args = FLAGS
+    if args.kind == "walk_z":
+        return video.latent_walk(renderer, args.seeds)
+    if args.kind == "walk_w":
+        return video.style_walk(renderer, args.seeds)
+    if args.kind == "morph":
+        return video.style_morph(renderer, args.row_seeds[0], args.col_seeds, layers)
+    if args.kind == "truncation":
+        return video.truncation_sweep(renderer, args.seeds[0], args.psis)
+    return video.degree_blend(renderer, args.row_seeds[0], args.col_seeds[0], layers, args.degrees)
 
 
 def main(argv: list[str] | None = None) -> int:
