@@ -67,13 +67,6 @@ class Renderer:
                  class_index: int | None = None, psi: float = 1.0, cutoff: int | None = None,
                  batch: int = 8):
         check_noise_mode(noise_mode)
-        if G.c_dim and class_index is None:
-            raise UsageError(f"this generator is conditional on {G.c_dim} classes: pick one with "
-                             f"--class 0..{G.c_dim - 1}")
-        if not G.c_dim and class_index is not None:
-            raise UsageError("this generator is unconditional: drop --class")
-        if G.c_dim and not 0 <= class_index < G.c_dim:
-            raise UsageError(f"--class {class_index} is out of range: use 0..{G.c_dim - 1}")
         if cutoff is not None and not 1 <= cutoff <= G.num_ws:
             raise UsageError(f"truncation cutoff {cutoff} is out of range: use 1..{G.num_ws}, the "
                              "number of ws truncated from the first")
@@ -81,10 +74,10 @@ class Renderer:
             raise UsageError(f"batch {batch} must be at least 1, e.g. --batch 8")
         self.G, self.variables, self.batch = G, variables, batch
         self.psi, self.cutoff = psi, cutoff
-        self.c = np.eye(G.c_dim, dtype=np.float32)[[class_index]] if G.c_dim else None
+        self.c = self.class_vector(class_index)
 
-        def map_latents(v, z, psi):
-            c = None if self.c is None else jnp.broadcast_to(self.c, (len(z), G.c_dim))
+        def map_latents(v, z, c, psi):
+            c = None if c is None else jnp.broadcast_to(c, (len(z), G.c_dim))
             return G.apply(v, z, c, psi, cutoff, method=G.map_latents)
 
         def blend_and_synthesize(v, ws_row, ws_col, weights, noise_seeds):
@@ -94,13 +87,25 @@ class Renderer:
                 return G.apply(v, ws[None], noise_mode, rngs={"noise": key}, method=G.synthesize)[0]
             return jax.lax.map(one, (blend_styles(ws_row, ws_col, weights), noise_seeds))
 
-        def seeds_blended(v, z_row, z_col, psi, weights, noise_seed):
-            ws = blend_styles(map_latents(v, z_row, psi), map_latents(v, z_col, psi), weights)
+        def seeds_blended(v, z_row, z_col, c, psi, weights, noise_seed):
+            ws = blend_styles(map_latents(v, z_row, c, psi), map_latents(v, z_col, c, psi), weights)
             return blend_and_synthesize(v, ws, ws, jnp.zeros_like(weights), noise_seed[None])[0], ws[0]
 
         self._map = jax.jit(map_latents)
         self._images = jax.jit(blend_and_synthesize)
         self.seeds_blended_fn = jax.jit(seeds_blended)
+
+    def class_vector(self, class_index: int | None) -> np.ndarray | None:
+        """[1, c_dim] one-hot label of a conditional generator (None for an unconditional one)."""
+        c_dim = self.G.c_dim
+        if c_dim and class_index is None:
+            raise UsageError(f"this generator is conditional on {c_dim} classes: pick one with "
+                             f"--class 0..{c_dim - 1}")
+        if not c_dim and class_index is not None:
+            raise UsageError("this generator is unconditional: drop --class")
+        if c_dim and not 0 <= class_index < c_dim:
+            raise UsageError(f"--class {class_index} is out of range: use 0..{c_dim - 1}")
+        return np.eye(c_dim, dtype=np.float32)[[class_index]] if c_dim else None
 
     def _psi(self, psi: float | None) -> np.float32:
         return np.float32(self.psi if psi is None else psi)
@@ -109,7 +114,7 @@ class Renderer:
         """[N, num_ws, w_dim]: the styles of latents z [N, z_dim], truncated with psi (a number or
         one per latent; the renderer's by default)."""
         psi = np.broadcast_to(np.asarray(self._psi(None) if psi is None else psi, np.float32), len(z))
-        return np.concatenate([np.asarray(self._map(self.variables, zb, pb))[:n]
+        return np.concatenate([np.asarray(self._map(self.variables, zb, self.c, pb))[:n]
                                for zb, pb, n in self._chunks(z, psi)])
 
     def styles(self, seeds: Sequence[int], psi=None) -> np.ndarray:
@@ -143,11 +148,14 @@ class Renderer:
         return self.seed_images([seed], psi)[0]
 
     def seeds_blended(self, row_seed: int, col_seed: int, weights: np.ndarray,
-                      psi: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      psi: float | None = None, class_index: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
         """(image [H, W, C] uint8, ws [num_ws, w_dim]): the row seed's styles moved toward the column
-        seed's by `weights` [num_ws], noise from the row seed; one jitted call from seeds to pixels."""
+        seed's by `weights` [num_ws], noise from the row seed; one jitted call from seeds to pixels,
+        psi, weights and class traced (the renderer's class by default)."""
         z = z_from_seeds([row_seed, col_seed], self.G.z_dim)
-        image, ws = self.seeds_blended_fn(self.variables, z[:1], z[1:], self._psi(psi),
+        c = self.c if class_index is None else self.class_vector(class_index)
+        image, ws = self.seeds_blended_fn(self.variables, z[:1], z[1:], c, self._psi(psi),
                                           np.asarray(weights, np.float32), np.uint32(row_seed))
         return to_uint8(image), np.asarray(ws)
 
