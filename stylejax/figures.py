@@ -87,13 +87,8 @@ class Renderer:
                 return G.apply(v, ws[None], noise_mode, rngs={"noise": key}, method=G.synthesize)[0]
             return jax.lax.map(one, (blend_styles(ws_row, ws_col, weights), noise_seeds))
 
-        def seeds_blended(v, z_row, z_col, c, psi, weights, noise_seed):
-            ws = blend_styles(map_latents(v, z_row, c, psi), map_latents(v, z_col, c, psi), weights)
-            return blend_and_synthesize(v, ws, ws, jnp.zeros_like(weights), noise_seed[None])[0], ws[0]
-
         self._map = jax.jit(map_latents)
         self._images = jax.jit(blend_and_synthesize)
-        self.seeds_blended_fn = jax.jit(seeds_blended)
 
     def class_vector(self, class_index: int | None) -> np.ndarray | None:
         """[1, c_dim] one-hot label of a conditional generator (None for an unconditional one)."""
@@ -110,11 +105,12 @@ class Renderer:
     def _psi(self, psi: float | None) -> np.float32:
         return np.float32(self.psi if psi is None else psi)
 
-    def latents_ws(self, z: np.ndarray, psi=None) -> np.ndarray:
+    def latents_ws(self, z: np.ndarray, psi=None, class_index: int | None = None) -> np.ndarray:
         """[N, num_ws, w_dim]: the styles of latents z [N, z_dim], truncated with psi (a number or
-        one per latent; the renderer's by default)."""
+        one per latent) and of class `class_index` (the renderer's by default)."""
         psi = np.broadcast_to(np.asarray(self._psi(None) if psi is None else psi, np.float32), len(z))
-        return np.concatenate([np.asarray(self._map(self.variables, zb, self.c, pb))[:n]
+        c = self.c if class_index is None else self.class_vector(class_index)
+        return np.concatenate([np.asarray(self._map(self.variables, zb, c, pb))[:n]
                                for zb, pb, n in self._chunks(z, psi)])
 
     def styles(self, seeds: Sequence[int], psi=None) -> np.ndarray:
@@ -151,13 +147,14 @@ class Renderer:
                       psi: float | None = None, class_index: int | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
         """(image [H, W, C] uint8, ws [num_ws, w_dim]): the row seed's styles moved toward the column
-        seed's by `weights` [num_ws], noise from the row seed; one jitted call from seeds to pixels,
-        psi, weights and class traced (the renderer's class by default)."""
-        z = z_from_seeds([row_seed, col_seed], self.G.z_dim)
-        c = self.c if class_index is None else self.class_vector(class_index)
-        image, ws = self.seeds_blended_fn(self.variables, z[:1], z[1:], c, self._psi(psi),
-                                          np.asarray(weights, np.float32), np.uint32(row_seed))
-        return to_uint8(image), np.asarray(ws)
+        seed's by `weights` [num_ws], noise from the row seed, bit for bit the figures' cell. Two
+        jitted calls (the figures' mapping, one image's synthesis), each compiled once: psi,
+        weights and class are traced (the renderer's class by default). One fused program was
+        rounded differently by XLA (one level off in a few pixels)."""
+        ws = self.latents_ws(z_from_seeds([row_seed, col_seed], self.G.z_dim), psi, class_index)
+        weights = np.asarray(weights, np.float32)[None]
+        image = self._images(self.variables, ws[:1], ws[1:], weights, np.uint32([row_seed]))[0]
+        return to_uint8(image), np.asarray(blend_styles(ws[:1], ws[1:], weights))[0]
 
     def _chunks(self, *arrays: np.ndarray):
         """The arrays cut into batches of self.batch along axis 0, the last padded by repeating its

@@ -16,7 +16,7 @@ LAYERS = [
     ("outputs", ["stylejax.checkpoints", "stylejax.metrics", "stylejax.sampling", "stylejax.figures",
                  "stylejax.video"]),
     ("run", ["stylejax.train.loop", "stylejax.train.evaluation"]),
-    ("cli", ["stylejax.main", "stylejax.sample", "stylejax.evaluate", "stylejax.sweep",
+    ("cli", ["stylejax.main", "stylejax.sample", "stylejax.explore", "stylejax.evaluate", "stylejax.sweep",
              "stylejax.sweeps"]),
 ]
 

