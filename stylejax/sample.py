@@ -4,29 +4,41 @@
   seeds        one PNG per seed                       --seeds 0-7,42
   grid         the seeds in one PNG                   --seeds 0-31 [--cols 8]
   mixing       the paper's style-mixing figure        --row_seeds 85,100 --col_seeds 55,821
-                                                      [--styles coarse|middle|fine|0-3]
+                                                      [--styles coarse|middle|fine|0-3 --degree 1]
+  blend        one row seed's --styles moved toward   --row_seeds 85 --col_seeds 55
+               one column seed's, a degree a column   [--styles coarse --degrees 0,0.25,0.5,0.75,1]
   truncation   a row per seed, a column per psi       --seeds 0-3 [--psis 1,0.7,0.5,0]
   interpolate  an animated GIF through the seeds      --seeds 0,1,2 [--frames 24 --fps 24]
+  video        a looping MP4 or GIF, by --kind:       [--format mp4|gif --frames 24 --fps 24]
+               walk_z, walk_w  through the seeds' z (great circles) or ws      --seeds 0-3
+               morph       one band from column seed to column seed    --row_seeds 85
+                           on the row seed                             --col_seeds 55,821 --styles
+               truncation  psi through --psis and back                 --seeds 0 [--psis 1,0]
+               blend       the band's degree through --degrees and     --row_seeds 85 --col_seeds 55
+                           back                                        --styles [--degrees 0,1]
 
 --workdir samples a training run: --step N or --step best picks its checkpoint (default: the
 latest). --network samples an official network file (a stylegan2-ada-pytorch snapshot or a
 TensorFlow StyleGAN2 .pkl), read without running any code stored in it. Every mode takes
 --noise_mode, --class (conditional generators) and --trunc_cutoff; all but truncation take
---trunc PSI. A seed's latent is the official generate.py's, np.random.RandomState(seed).randn(z_dim).
+--trunc PSI; the figures take --upscale N (nearest, for small generators) and every mode --batch
+B (images per jitted call). A seed's latent is the official generate.py's,
+np.random.RandomState(seed).randn(z_dim).
 """
 
 import math
 import os
 import sys
 
-import numpy as np
 from absl import flags
 
-from stylejax import cli
+from stylejax import cli, video
 from stylejax.checkpoints import checkpoint_dir, load_generator
 from stylejax.errors import UsageError
 from stylejax.figures import (
     Renderer,
+    blend_figure,
+    check_degrees,
     interpolation_frames,
     style_layers,
     style_mixing_figure,
@@ -34,7 +46,7 @@ from stylejax.figures import (
 )
 from stylejax.host_memory import keep_freed_host_memory
 from stylejax.models.synthesis import NOISE_MODES
-from stylejax.sampling import make_grid, parse_ranges, save_gif, save_png
+from stylejax.sampling import make_grid, parse_ranges, save_gif, save_png, upscale
 from stylejax.steps import parse_step
 
 SEED_LIMIT = 2 ** 32  # numpy's RandomState takes seeds below this
@@ -42,11 +54,17 @@ SEED_LIMIT = 2 ** 32  # numpy's RandomState takes seeds below this
 # Each mode's own flags: (required, optional). The flags above them apply to every mode.
 MODE_FLAGS = {
     "seeds": (("seeds",), ("trunc",)),
-    "grid": (("seeds",), ("trunc", "cols")),
-    "mixing": (("row_seeds", "col_seeds"), ("trunc", "styles")),
-    "truncation": (("seeds",), ("psis",)),
+    "grid": (("seeds",), ("trunc", "cols", "upscale")),
+    "mixing": (("row_seeds", "col_seeds"), ("trunc", "styles", "degree", "upscale")),
+    "blend": (("row_seeds", "col_seeds"), ("trunc", "styles", "degrees", "upscale")),
+    "truncation": (("seeds",), ("psis", "upscale")),
     "interpolate": (("seeds",), ("trunc", "frames", "fps")),
+    "video": ((), ("kind", "trunc", "frames", "fps", "format", "seeds", "row_seeds", "col_seeds",
+                          "styles", "psis", "degrees", "upscale")),
 }
+# The keyframes each video --kind takes.
+VIDEO_FLAGS = {"walk_z": ("seeds",), "walk_w": ("seeds",), "morph": ("row_seeds", "col_seeds"),
+               "truncation": ("seeds",), "blend": ("row_seeds", "col_seeds")}
 
 
 def _seeds(text: str) -> list[int]:
@@ -103,8 +121,19 @@ flags.DEFINE_string("styles", "coarse", "mixing: ws copied from the column seeds
                     "middle (4-7), fine (8 on) or explicit ones like 0-5", flag_values=FLAGS)
 cli.define_list("psis", [1.0, 0.7, 0.5, 0.3, 0.0], _floats, "psis", "truncation: one column each",
                 FLAGS)
-flags.DEFINE_integer("frames", 24, "interpolate: frames per seed", lower_bound=1, flag_values=FLAGS)
-flags.DEFINE_float("fps", 24.0, "interpolate: frames a second", lower_bound=1e-3, flag_values=FLAGS)
+flags.DEFINE(_FiniteParser(), "degree", 1.0, "mixing: how far the --styles move toward the column "
+             "seeds', 0 (not at all) to 1 (copied, the paper's figure)", FLAGS)
+cli.define_list("degrees", [0.0, 0.25, 0.5, 0.75, 1.0], _floats, "degrees",
+                "blend: one column each, from 0 (the row seed) to 1 (copied styles)", FLAGS)
+flags.DEFINE_integer("upscale", 1, "figures: each pixel drawn as N x N (nearest), for small "
+                     "generators", lower_bound=1, upper_bound=64, flag_values=FLAGS)
+flags.DEFINE_integer("batch", 8, "images per jitted call", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("frames", 24, "interpolate, video: frames from each seed (keyframe) to the next",
+                     lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_float("fps", 24.0, "interpolate, video: frames a second", lower_bound=1e-3,
+                   flag_values=FLAGS)
+flags.DEFINE_enum("kind", "walk_z", video.KINDS, "video: what moves", flag_values=FLAGS)
+flags.DEFINE_enum("format", "mp4", video.FORMATS, "video: H.264 MP4 or looping GIF", flag_values=FLAGS)
 
 
 def _check_mode(positional: list[str]) -> str:
@@ -142,14 +171,31 @@ def sample(positional: list[str]) -> None:
     if args.network and os.path.isdir(args.network):
         raise UsageError(f"--network {args.network} is a directory; a training run is sampled with "
                          "--workdir")
+    if mode == "blend" and (len(args.row_seeds), len(args.col_seeds)) != (1, 1):
+        raise UsageError("blend takes one --row_seeds and one --col_seeds, e.g. --row_seeds 85 "
+                         "--col_seeds 55")
+    check_degrees([args.degree, *args.degrees])
+    if mode == "video":
+        needed = VIDEO_FLAGS[args.kind]
+        for name in sorted({n for names in VIDEO_FLAGS.values() for n in names}):
+            if name in needed and FLAGS[name].value is None:
+                raise UsageError(f"video --kind {args.kind} needs --{' and --'.join(needed)}")
+            if name not in needed and FLAGS[name].value is not None:
+                raise UsageError(f"--{name} does not apply to video --kind {args.kind}; drop it")
+        if len(args.row_seeds or [0]) != 1 or (args.kind == "blend" and len(args.col_seeds) != 1):
+            raise UsageError(f"video --kind {args.kind} takes one --row_seeds"
+                             f"{' and one --col_seeds' if args.kind == 'blend' else ''}, e.g. 85")
+        if args.kind == "truncation" and len(args.seeds) != 1:
+            raise UsageError("video --kind truncation takes one --seeds, e.g. 0")
     if mode == "interpolate" and len(args.seeds) < 2:
         raise UsageError("interpolate needs at least two --seeds, e.g. 0,1,2")
     if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
         raise UsageError(f"--outdir {args.outdir} is a file; give a directory (made if missing)")
     trained = load_generator(args.workdir or args.network, step)
     renderer = Renderer(trained.G, trained.variables, noise_mode=args.noise_mode,
-                        class_index=args["class"].value, psi=args.trunc, cutoff=args.trunc_cutoff)
-    layers = style_layers(args.styles, trained.G.num_ws) if mode == "mixing" else None
+                        class_index=args["class"].value, psi=args.trunc, cutoff=args.trunc_cutoff,
+                        batch=args.batch)
+    layers = style_layers(args.styles, trained.G.num_ws) if mode in ("mixing", "blend", "video") else None
     try:
         os.makedirs(args.outdir, exist_ok=True)
     except OSError as e:
@@ -167,25 +213,47 @@ def _draw(mode: str, renderer: Renderer, layers: list[int] | None) -> list[str]:
 
     if mode == "seeds":
         paths = [out(f"seed{s:04d}.png") for s in args.seeds]
-        for seed, path in zip(args.seeds, paths, strict=True):
-            save_png(renderer.seed_image(seed), path)
+        for image, path in zip(renderer.seed_images(args.seeds), paths, strict=True):
+            save_png(image, path)
         return paths
     if mode == "grid":
-        images = np.stack([renderer.seed_image(s) for s in args.seeds])
+        images = renderer.seed_images(args.seeds)
         picture = make_grid(images, args.cols or math.ceil(math.sqrt(len(images))))
         name = "grid.png"
     elif mode == "mixing":
-        picture = style_mixing_figure(renderer, args.row_seeds, args.col_seeds, layers)
+        picture = style_mixing_figure(renderer, args.row_seeds, args.col_seeds, layers, args.degree)
         name = "stylemix.png"
+    elif mode == "blend":
+        picture = blend_figure(renderer, args.row_seeds[0], args.col_seeds[0], layers, args.degrees)
+        name = "blend.png"
     elif mode == "truncation":
         picture = truncation_sweep(renderer, args.seeds, args.psis)
         name = "truncation.png"
+    elif mode == "video":
+        path = out(f"{args.kind}.{args.format}")
+        animation = _animation(renderer, layers)
+        video.write_video(path, video.frame_batches(renderer, animation, args.frames, args.upscale),
+                          animation.num_keys * args.frames, args.fps)
+        return [path]
     else:
         save_gif(interpolation_frames(renderer, args.seeds, args.frames), out("interpolation.gif"),
                  args.fps)
         return [out("interpolation.gif")]
-    save_png(picture, out(name))
+    save_png(upscale(picture, args.upscale), out(name))
     return [out(name)]
+
+
+def _animation(renderer: Renderer, layers: list[int]) -> video.Animation:
+    args = FLAGS
+    if args.kind == "walk_z":
+        return video.latent_walk(renderer, args.seeds)
+    if args.kind == "walk_w":
+        return video.style_walk(renderer, args.seeds)
+    if args.kind == "morph":
+        return video.style_morph(renderer, args.row_seeds[0], args.col_seeds, layers)
+    if args.kind == "truncation":
+        return video.truncation_sweep(renderer, args.seeds[0], args.psis)
+    return video.degree_blend(renderer, args.row_seeds[0], args.col_seeds[0], layers, args.degrees)
 
 
 def main(argv: list[str] | None = None) -> int:

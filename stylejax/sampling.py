@@ -56,6 +56,11 @@ def make_grid(images: np.ndarray, cols: int, gap: int = 0) -> np.ndarray:
     return grid[:grid.shape[0] - gap, :grid.shape[1] - gap]
 
 
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    """[H, W, C] to [factor H, factor W, C], each pixel a factor x factor block (nearest)."""
+    return image.repeat(factor, 0).repeat(factor, 1)
+
+
 def save_png(image: np.ndarray, path: str) -> None:
     """Writes an [H, W, C] uint8 image (C = 1 or 3), atomically."""
     image = image[..., 0] if image.shape[-1] == 1 else image

@@ -13,9 +13,10 @@ LAYERS = [
     ("networks", ["stylejax.ops", "stylejax.models", "stylejax.networks", "stylejax.official"]),
     ("data", ["stylejax.data"]),
     ("train", ["stylejax.losses", "stylejax.train"]),
-    ("outputs", ["stylejax.checkpoints", "stylejax.metrics", "stylejax.sampling", "stylejax.figures"]),
+    ("outputs", ["stylejax.checkpoints", "stylejax.metrics", "stylejax.sampling", "stylejax.figures",
+                 "stylejax.video"]),
     ("run", ["stylejax.train.loop", "stylejax.train.evaluation"]),
-    ("cli", ["stylejax.main", "stylejax.sample", "stylejax.evaluate", "stylejax.sweep",
+    ("cli", ["stylejax.main", "stylejax.sample", "stylejax.explore", "stylejax.evaluate", "stylejax.sweep",
              "stylejax.sweeps"]),
 ]
 

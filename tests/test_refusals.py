@@ -5,12 +5,13 @@ process-global); the other CLIs run in this process, where a traceback fails the
 A new CLI option adds a row here."""
 
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
 
-from stylejax import evaluate, sample
+from stylejax import evaluate, explore, sample
 from tests import official_files as of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,14 +21,19 @@ TINY = os.path.join(REPO, "tests", "fixtures", "official", "tiny.pkl")
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """The bad inputs the rows name: {file name without its suffix: path}."""
+    """The bad inputs the rows name: {file name without its suffix: path}, and busy_port: a port
+    this process listens on."""
     root = tmp_path_factory.mktemp("inputs")
     (root / "syntax.py").write_text("def get_config(:\n    pass\n")
     (root / "no_get_config.py").write_text("from stylejax.configs import base_config\n\n\n"
                                            "def other():\n    return base_config()\n")
     (root / "a_file").write_text("not a directory\n")
     of.write(root / "evil.pkl", dict(G_ema=of.Call(of.Global("os", "system"), (f"touch {root}/pwned",))))
-    return {p.stem: str(p) for p in root.iterdir()} | {"root": str(root)}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        yield {p.stem: str(p) for p in root.iterdir()} | {"root": str(root),
+                                                          "busy_port": str(busy.getsockname()[1])}
 
 
 def main(*args):
@@ -67,11 +73,32 @@ REFUSALS = [
      "bad list '1,nan': use finite numbers"),
     (sample_cli("mixing", "--row_seeds", "0", "--col_seeds", "1", "--styles", "Coarse", "--outdir", "{out}"),
      2, "--styles 'Coarse' is neither coarse, middle nor fine"),
+    (sample_cli("mixing", "--row_seeds", "0", "--col_seeds", "1", "--degree", "1.5", "--outdir", "{out}"),
+     2, "degree 1.5 is outside [0, 1]"),
+    (sample_cli("blend", "--row_seeds", "0", "--col_seeds", "1", "--degrees", "0,-0.5", "--outdir", "{out}"),
+     2, "degree -0.5 is outside [0, 1]"),
+    (sample_cli("blend", "--row_seeds", "0", "--col_seeds", "1", "--styles", "hair", "--outdir", "{out}"),
+     2, "--styles 'hair' is neither coarse, middle nor fine"),
+    (sample_cli("blend", "--row_seeds", "0,2", "--col_seeds", "1", "--outdir", "{out}"),
+     2, "blend takes one --row_seeds and one --col_seeds"),
+    (sample_cli("video", "--seeds", "0,1", "--format", "avi", "--outdir", "{out}"), 2,
+     "value should be one of <mp4|gif>"),
+    (sample_cli("video", "--kind", "morph", "--seeds", "0,1", "--outdir", "{out}"), 2,
+     "video --kind morph needs --row_seeds and --col_seeds"),
+    (sample_cli("video", "--kind", "blend", "--row_seeds", "0", "--col_seeds", "1", "--styles", "fin",
+                "--outdir", "{out}"), 2, "--styles 'fin' is neither coarse, middle nor fine"),
+    (["-m", "stylejax.sample", "video", "--workdir", "{root}/missing", "--seeds", "0,1", "--outdir", "{out}"],
+     2, "{root}/missing/config.json not found"),
     (sample_cli("seeds", "--seeds", "0", "--outdir", "{a_file}"), 2, "--outdir {a_file} is a file"),
     (sample_cli("seeds", "--seeds", "0", "--step", "2", "--outdir", "{out}"), 2,
      "is a network file, which has no checkpoint steps: drop --step"),
     (["-m", "stylejax.sample", "seeds", "--network", "{evil}", "--seeds", "0", "--outdir", "{out}"], 2,
      "refused: it names the global os.system"),
+    (["-m", "stylejax.explore", "--network", TINY, "--port", "{busy_port}"], 2,
+     "port {busy_port} on 127.0.0.1 is in use: pick another with --port"),
+    (["-m", "stylejax.explore", "--workdir", "{root}/missing"], 2, "{root}/missing/config.json not found"),
+    (["-m", "stylejax.explore", "--network", TINY, "--host", "no.such.host.invalid"], 2,
+     "cannot serve on no.such.host.invalid:8000"),
     (["-m", "stylejax.evaluate", "--images", "{root}/missing"], 2,
      "--images {root}/missing does not exist"),
 ]
@@ -84,7 +111,8 @@ def run_cli(args: list[str], capsys) -> tuple[int, str]:
         result = subprocess.run([sys.executable, *args], capture_output=True, text=True,
                                 timeout=300, cwd=REPO)
         return result.returncode, result.stderr
-    status = {"stylejax.sample": sample.main, "stylejax.evaluate": evaluate.main}[module](argv)
+    status = {"stylejax.sample": sample.main, "stylejax.evaluate": evaluate.main,
+              "stylejax.explore": explore.main}[module](argv)
     return status, capsys.readouterr().err
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from stylejax.figures import Renderer, interpolation_frames
-from stylejax.models import mix_styles
+from stylejax.models import blend_styles, mix_styles
 from stylejax.networks import build_networks
 from stylejax.sample import main
 from stylejax.sampling import GAP_VALUE, make_grid, to_uint8, z_from_seeds
@@ -109,6 +109,52 @@ def test_style_mixing_rows_keep_their_styles_and_take_the_columns_group(run, tmp
             assert (row[1 + j] != row[0]).any() and (row[1 + j] != figure[1 + j]).any()
 
 
+def test_blend_moves_the_band_from_the_row_seed_to_the_column_seeds_copy(run, tmp_path):
+    workdir, G, variables = run
+    assert sample("blend", "--workdir", workdir, "--outdir", tmp_path, "--row_seeds", 11, "--col_seeds", 21,
+                  "--styles", "0-2", "--degrees", "0,0.5,1", "--upscale", 2, "--batch", 2) == 0
+    big = read(tmp_path / "blend.png")
+    assert big.shape == (2 * RES, 3 * 2 * RES, 3)
+    figure = big[::2, ::2]
+    np.testing.assert_array_equal(big, figure.repeat(2, 0).repeat(2, 1))  # nearest: 2x2 blocks
+    row, col = np.asarray(styles(G, variables, 11)), np.asarray(styles(G, variables, 21))
+    half = row.copy()
+    half[:, :3] = (row[:, :3] + col[:, :3]) / 2  # by hand: the band's midpoint, the rest the row's
+    first, middle, last = cells(figure, 3)
+    np.testing.assert_array_equal(first, expected(G, variables, seed=11))
+    np.testing.assert_array_equal(middle, expected(G, variables, ws=half, noise_seed=11))
+    np.testing.assert_array_equal(last, expected(G, variables, ws=mix_styles(col, row, 3), noise_seed=11))
+    assert sample("mixing", "--workdir", workdir, "--outdir", tmp_path, "--row_seeds", 11, "--col_seeds", 21,
+                  "--styles", "0-2", "--degree", 0.5) == 0
+    np.testing.assert_array_equal(cells(read(tmp_path / "stylemix.png"), 2)[3], middle)
+
+
+def test_blend_styles_ends_are_exact_and_its_weights_are_per_layer():
+    rng = np.random.default_rng(0)
+    row, col = rng.normal(size=(2, 3, 6, 4)).astype(np.float32)
+    np.testing.assert_array_equal(blend_styles(row, col, np.zeros(6)), row)
+    np.testing.assert_array_equal(blend_styles(row, col, np.ones(6)), col)
+    weights = np.array([[0, 0.25, 0.5, 1, 0, 0]] * 2 + [[1, 1, 1, 0, 0, 0.5]], np.float32)  # per image
+    hand = row + weights[..., None] * (col - row)
+    np.testing.assert_allclose(blend_styles(row, col, weights), hand, rtol=0, atol=1e-6)
+
+
+def test_new_psi_and_blend_weights_reuse_the_compiled_renderer(run, caplog):
+    _, G, variables = run
+    renderer = Renderer(G, variables)
+    image, ws = renderer.seeds_blended(1, 2, np.zeros(G.num_ws))  # compiles
+    np.testing.assert_array_equal(image, expected(G, variables, seed=1))
+    with jax.log_compiles(True), caplog.at_level("WARNING"):
+        caplog.clear()
+        for psi, degree in [(0.7, 0.5), (0.3, 1.0)]:
+            image, ws = renderer.seeds_blended(1, 2, np.full(G.num_ws, degree), psi)
+        renderer.seeds_blended(2, 1, np.ones(G.num_ws))
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()], caplog.text
+    column = styles(G, variables, 2, 0.3)  # degree 1: the column's truncated styles
+    np.testing.assert_allclose(ws, column[0], rtol=0, atol=1e-6)  # jit and eager round apart
+    np.testing.assert_array_equal(image, renderer.images(ws[None], [1])[0])
+
+
 def test_truncation_sweep_runs_from_the_seed_to_the_average(run, tmp_path):
     workdir, G, variables = run
     assert sample("truncation", "--workdir", workdir, "--outdir", tmp_path, "--seeds", "5,6",
@@ -203,7 +249,7 @@ def broken_copy(run, tmp_path, how: str):
     (["interpolate", "--seeds", "4"], None, "interpolate needs at least two --seeds"),
     (["truncation", "--seeds", "1", "--psis", "1,x"], None, "bad list '1,x'"),
     (["seeds", "--seeds", "1", "--noise_mode", "loud"], None, "value should be one of <random|const|none>"),
-    (["warp", "--seeds", "1"], None, "give one MODE of seeds, grid, mixing, truncation, interpolate"),
+    (["warp", "--seeds", "1"], None, "give one MODE of seeds, grid, mixing, blend, truncation"),
 ])
 def test_bad_input_is_one_line_and_costs_nothing(run, tmp_path, capsys, args, damage, message):
     workdir = broken_copy(run, tmp_path, damage) if damage else run[0]
