@@ -13,6 +13,7 @@ import errno
 import http.server
 import io
 import json
+import math
 import os
 import sys
 import urllib.parse
@@ -28,7 +29,7 @@ from stylejax.figures import STYLE_GROUPS, Renderer, check_degrees, layer_weight
 from stylejax.files import write_atomically
 from stylejax.host_memory import keep_freed_host_memory
 from stylejax.models.synthesis import NOISE_MODES
-from stylejax.sampling import save_png
+from stylejax.sampling import SEED_LIMIT, save_png
 from stylejax.steps import parse_step
 
 FLAGS = flags.FlagValues()
@@ -54,7 +55,7 @@ class Explorer:
         self.bands = {name: style_layers(name, G.num_ws) for name in STYLE_GROUPS
                       if STYLE_GROUPS[name][0] < G.num_ws}
         self.renderers = {}
-        self.default_renderer = self.renderer("const")  # checks the cutoff now, not on a request
+        self.renderer("const")  # checks the cutoff now, not on a request
 
     def renderer(self, noise_mode: str) -> Renderer:
         if noise_mode not in self.renderers:
@@ -79,6 +80,10 @@ class Explorer:
                         **{band: float(query.get(band, 0)) for band in self.bands}}
         except (KeyError, ValueError) as e:
             raise UsageError(f"bad settings {query}: {e}") from None
+        if not all(0 <= settings[seed] < SEED_LIMIT for seed in ("row", "col")):
+            raise UsageError(f"seeds are 0..{SEED_LIMIT - 1}, got {settings['row']}, {settings['col']}")
+        if not math.isfinite(settings["psi"]):
+            raise UsageError(f"psi must be a finite number, got {settings['psi']}")
         degrees = [(self.bands[band], settings[band]) for band in self.bands]
         check_degrees([degree for _, degree in degrees])
         image, ws = self.renderer(settings["noise"]).seeds_blended(

@@ -45,10 +45,8 @@ from stylejax.figures import (
 )
 from stylejax.host_memory import keep_freed_host_memory
 from stylejax.models.synthesis import NOISE_MODES
-from stylejax.sampling import make_grid, parse_ranges, save_png, upscale
+from stylejax.sampling import SEED_LIMIT, make_grid, parse_ranges, save_png, upscale
 from stylejax.steps import parse_step
-
-SEED_LIMIT = 2 ** 32  # numpy's RandomState takes seeds below this
 
 # Each mode's own flags: (required, optional). The flags above them apply to every mode.
 MODE_FLAGS = {

@@ -25,6 +25,9 @@ def parse_ranges(text: str, max_count: int = 100_000) -> list[int]:
     return out
 
 
+SEED_LIMIT = 2 ** 32  # numpy's RandomState takes seeds below this
+
+
 def z_from_seeds(seeds, z_dim: int) -> np.ndarray:
     """One latent per seed, drawn exactly as the official generate.py draws it.
 

@@ -76,8 +76,12 @@ def test_save_writes_the_image_and_its_ws(server):
         np.testing.assert_array_equal(data["ws"][4:], col[4:])
 
 
-def test_bad_settings_in_a_url_are_a_400_with_the_reason(server):
-    url = server[0]
+@pytest.mark.parametrize("query, reason", [("row=3&coarse=1.5", "degree 1.5 is outside [0, 1]"),
+                                           ("row=-1", "seeds are 0..4294967295, got -1, 1"),
+                                           ("psi=nan", "psi must be a finite number, got nan"),
+                                           ("noise=loud", "noise 'loud' is not one of"),
+                                           ("row=x", "bad settings")])
+def test_bad_settings_in_a_url_are_a_400_with_the_reason(server, query, reason):
     with pytest.raises(urllib.error.HTTPError) as error:
-        get(f"{url}/image?row=3&coarse=1.5")
-    assert error.value.code == 400 and b"degree 1.5 is outside [0, 1]" in error.value.read()
+        get(f"{server[0]}/image?{query}")
+    assert error.value.code == 400 and reason in error.value.read().decode()
