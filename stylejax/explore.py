@@ -72,13 +72,14 @@ class Explorer:
                 "noise_modes": list(NOISE_MODES)}
 
     def render(self, query: dict[str, str]) -> tuple[np.ndarray, np.ndarray, dict]:
-        """(image, ws, the settings read) for a query: row, col, psi, noise, class, one degree per band."""
+        """(image, ws, the settings read) for a query: row, col, psi, noise, class (of a conditional
+        generator; 0 when left out), one degree per band."""
         try:
             settings = {"row": int(query.get("row", 0)), "col": int(query.get("col", 1)),
                         "psi": float(query.get("psi", 1)), "noise": query.get("noise", "const"),
-                        "class": int(query["class"]) if self.G.c_dim else None,
+                        "class": int(query["class"]) if "class" in query else None,
                         **{band: float(query.get(band, 0)) for band in self.bands}}
-        except (KeyError, ValueError) as e:
+        except ValueError as e:
             raise UsageError(f"bad settings {query}: {e}") from None
         if not all(0 <= settings[seed] < SEED_LIMIT for seed in ("row", "col")):
             raise UsageError(f"seeds are 0..{SEED_LIMIT - 1}, got {settings['row']}, {settings['col']}")
