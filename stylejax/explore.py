@@ -5,8 +5,10 @@ A local page with seed pickers for the row and column images, a degree slider pe
 (coarse, middle, fine: how far the row's styles move toward the column's), psi, the noise mode and,
 for conditional generators, the class; the image follows the controls, and Save writes it with its
 ws (.npz) into --outdir. The page is served by the standard library's http.server (no web
-framework to install) on 127.0.0.1 unless --host says otherwise. Each noise mode runs one jitted
-program, compiled on first use; seeds, degrees, psi and class are its traced arguments.
+framework to install) on 127.0.0.1 unless --host says otherwise. Each noise mode runs two jitted
+programs, the mapping and one image's synthesis (those of stylejax.sample, so the page shows its
+images bit for bit), compiled on first use; seeds, degrees, psi and class are their arguments, so
+moving a control recompiles nothing.
 """
 
 import errno
