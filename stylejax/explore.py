@@ -5,14 +5,17 @@ A local page with seed pickers for the row and column images, a degree slider pe
 (coarse, middle, fine: how far the row's styles move toward the column's), psi, the noise mode and,
 for conditional generators, the class; the image follows the controls, and Save writes it with its
 ws (.npz) into --outdir. The page is served by the standard library's http.server (no web
-framework to install) on 127.0.0.1 unless --host says otherwise. Each noise mode runs one jitted
-program, compiled on first use; seeds, degrees, psi and class are its traced arguments.
+framework to install) on 127.0.0.1 unless --host says otherwise. Each noise mode runs two jitted
+programs, the mapping and one image's synthesis (those of stylejax.sample, so the page shows its
+images bit for bit), compiled on first use; seeds, degrees, psi and class are their arguments, so
+moving a control recompiles nothing.
 """
 
 import errno
 import http.server
 import io
 import json
+import math
 import os
 import sys
 import urllib.parse
@@ -28,7 +31,7 @@ from stylejax.figures import STYLE_GROUPS, Renderer, check_degrees, layer_weight
 from stylejax.files import write_atomically
 from stylejax.host_memory import keep_freed_host_memory
 from stylejax.models.synthesis import NOISE_MODES
-from stylejax.sampling import save_png
+from stylejax.sampling import SEED_LIMIT, save_png
 from stylejax.steps import parse_step
 
 FLAGS = flags.FlagValues()
@@ -54,7 +57,7 @@ class Explorer:
         self.bands = {name: style_layers(name, G.num_ws) for name in STYLE_GROUPS
                       if STYLE_GROUPS[name][0] < G.num_ws}
         self.renderers = {}
-        self.default_renderer = self.renderer("const")  # checks the cutoff now, not on a request
+        self.renderer("const")  # checks the cutoff now, not on a request
 
     def renderer(self, noise_mode: str) -> Renderer:
         if noise_mode not in self.renderers:
@@ -71,14 +74,19 @@ class Explorer:
                 "noise_modes": list(NOISE_MODES)}
 
     def render(self, query: dict[str, str]) -> tuple[np.ndarray, np.ndarray, dict]:
-        """(image, ws, the settings read) for a query: row, col, psi, noise, class, one degree per band."""
+        """(image, ws, the settings read) for a query: row, col, psi, noise, class (of a conditional
+        generator; 0 when left out), one degree per band."""
         try:
             settings = {"row": int(query.get("row", 0)), "col": int(query.get("col", 1)),
                         "psi": float(query.get("psi", 1)), "noise": query.get("noise", "const"),
-                        "class": int(query["class"]) if self.G.c_dim else None,
+                        "class": int(query["class"]) if "class" in query else None,
                         **{band: float(query.get(band, 0)) for band in self.bands}}
-        except (KeyError, ValueError) as e:
+        except ValueError as e:
             raise UsageError(f"bad settings {query}: {e}") from None
+        if not all(0 <= settings[seed] < SEED_LIMIT for seed in ("row", "col")):
+            raise UsageError(f"seeds are 0..{SEED_LIMIT - 1}, got {settings['row']}, {settings['col']}")
+        if not math.isfinite(settings["psi"]):
+            raise UsageError(f"psi must be a finite number, got {settings['psi']}")
         degrees = [(self.bands[band], settings[band]) for band in self.bands]
         check_degrees([degree for _, degree in degrees])
         image, ws = self.renderer(settings["noise"]).seeds_blended(

@@ -1,4 +1,4 @@
-"""Pictures drawn by a trained generator: seed images, style mixing, truncation sweeps, interpolations.
+"""Pictures drawn by a trained generator: seed images, style mixing and blending, truncation sweeps.
 
 Every image is drawn alone (batch of one, one device), its latent from its seed as the official
 generate.py draws it and its random noise (noise_mode='random') from the seed too. So a seed
@@ -117,10 +117,6 @@ class Renderer:
         """[N, num_ws, w_dim]: the seeds' styles (see latents_ws)."""
         return self.latents_ws(z_from_seeds(seeds, self.G.z_dim), psi)
 
-    def ws(self, seed: int, psi: float | None = None) -> np.ndarray:
-        """[num_ws, w_dim]: the seed's styles, truncated with `psi` (the renderer's by default)."""
-        return self.styles([seed], psi)[0]
-
     def blended_images(self, ws_row: np.ndarray, ws_col: np.ndarray, weights: np.ndarray,
                        noise_seeds: Sequence[int]) -> np.ndarray:
         """[N, H, W, C] uint8: blend_styles(ws_row, ws_col, weights [N, num_ws]) drawn with each
@@ -133,15 +129,8 @@ class Renderer:
         """[N, H, W, C] uint8 from styles [N, num_ws, w_dim]."""
         return self.blended_images(ws, ws, np.zeros(ws.shape[:2], np.float32), noise_seeds)
 
-    def image(self, ws: np.ndarray, noise_seed: int) -> np.ndarray:
-        """[H, W, C] uint8 from styles [num_ws, w_dim]; random noise, if on, drawn from noise_seed."""
-        return self.images(ws[None], [noise_seed])[0]
-
     def seed_images(self, seeds: Sequence[int], psi=None) -> np.ndarray:
         return self.images(self.styles(seeds, psi), seeds)
-
-    def seed_image(self, seed: int, psi: float | None = None) -> np.ndarray:
-        return self.seed_images([seed], psi)[0]
 
     def seeds_blended(self, row_seed: int, col_seed: int, weights: np.ndarray,
                       psi: float | None = None, class_index: int | None = None
@@ -204,14 +193,3 @@ def truncation_sweep(renderer: Renderer, seeds: Sequence[int], psis: Sequence[fl
     row_seeds = [s for s in seeds for _ in psis]
     cells = renderer.images(renderer.styles(row_seeds, np.tile(psis, len(seeds))), row_seeds)
     return make_grid(cells, len(psis))
-
-
-def interpolation_frames(renderer: Renderer, seeds: Sequence[int], frames: int) -> list[np.ndarray]:
-    """A closed loop through the seeds' ws, `frames` frames from each seed to the next; one
-    noise (the first seed's) throughout, so only the styles move."""
-    ws = [renderer.ws(s) for s in seeds]
-    out = []
-    for a, b in zip(ws, ws[1:] + ws[:1], strict=True):
-        for t in np.arange(frames) / frames:
-            out.append(renderer.image(a + np.float32(t) * (b - a), seeds[0]))
-    return out

@@ -39,17 +39,14 @@ from stylejax.figures import (
     Renderer,
     blend_figure,
     check_degrees,
-    interpolation_frames,
     style_layers,
     style_mixing_figure,
     truncation_sweep,
 )
 from stylejax.host_memory import keep_freed_host_memory
 from stylejax.models.synthesis import NOISE_MODES
-from stylejax.sampling import make_grid, parse_ranges, save_gif, save_png, upscale
+from stylejax.sampling import SEED_LIMIT, make_grid, parse_ranges, save_png, upscale
 from stylejax.steps import parse_step
-
-SEED_LIMIT = 2 ** 32  # numpy's RandomState takes seeds below this
 
 # Each mode's own flags: (required, optional). The flags above them apply to every mode.
 MODE_FLAGS = {
@@ -229,29 +226,27 @@ def _draw(mode: str, renderer: Renderer, layers: list[int] | None) -> list[str]:
     elif mode == "truncation":
         picture = truncation_sweep(renderer, args.seeds, args.psis)
         name = "truncation.png"
-    elif mode == "video":
-        path = out(f"{args.kind}.{args.format}")
-        animation = _animation(renderer, layers)
+    elif mode in ("video", "interpolate"):
+        # interpolate: the GIF of a walk through the seeds' ws, as before videos came
+        kind, fmt = (args.kind, args.format) if mode == "video" else ("walk_w", "gif")
+        path = out(f"{kind}.{fmt}" if mode == "video" else "interpolation.gif")
+        animation = _animation(renderer, kind, layers)
         video.write_video(path, video.frame_batches(renderer, animation, args.frames, args.upscale),
                           animation.num_keys * args.frames, args.fps)
         return [path]
-    else:
-        save_gif(interpolation_frames(renderer, args.seeds, args.frames), out("interpolation.gif"),
-                 args.fps)
-        return [out("interpolation.gif")]
     save_png(upscale(picture, args.upscale), out(name))
     return [out(name)]
 
 
-def _animation(renderer: Renderer, layers: list[int]) -> video.Animation:
+def _animation(renderer: Renderer, kind: str, layers: list[int]) -> video.Animation:
     args = FLAGS
-    if args.kind == "walk_z":
+    if kind == "walk_z":
         return video.latent_walk(renderer, args.seeds)
-    if args.kind == "walk_w":
+    if kind == "walk_w":
         return video.style_walk(renderer, args.seeds)
-    if args.kind == "morph":
+    if kind == "morph":
         return video.style_morph(renderer, args.row_seeds[0], args.col_seeds, layers)
-    if args.kind == "truncation":
+    if kind == "truncation":
         return video.truncation_sweep(renderer, args.seeds[0], args.psis)
     return video.degree_blend(renderer, args.row_seeds[0], args.col_seeds[0], layers, args.degrees)
 

@@ -1,4 +1,4 @@
-"""Turning generator outputs into pictures: seeded latents, uint8 conversion, grids, PNGs, GIFs."""
+"""Turning generator outputs into pictures: seeded latents, uint8 conversion, grids, PNGs."""
 
 import re
 
@@ -23,6 +23,9 @@ def parse_ranges(text: str, max_count: int = 100_000) -> list[int]:
             raise ValueError(f"{text!r} lists more than {max_count} numbers")
         out.extend(range(lo, hi + 1))
     return out
+
+
+SEED_LIMIT = 2 ** 32  # numpy's RandomState takes seeds below this
 
 
 def z_from_seeds(seeds, z_dim: int) -> np.ndarray:
@@ -65,11 +68,3 @@ def save_png(image: np.ndarray, path: str) -> None:
     """Writes an [H, W, C] uint8 image (C = 1 or 3), atomically."""
     image = image[..., 0] if image.shape[-1] == 1 else image
     write_atomically(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
-
-
-def save_gif(frames: list[np.ndarray], path: str, fps: float) -> None:
-    """An animated GIF of [H, W, C] uint8 frames that loops forever; atomically, like save_png."""
-    images = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
-    write_atomically(path, lambda f: images[0].save(f, format="GIF", save_all=True,
-                                                    append_images=images[1:], loop=0,
-                                                    duration=round(1000 / fps)))
