@@ -8,6 +8,7 @@
         --mapping 8 --batch 8 --compile-only      # compile time at 256 on a CPU
     python benchmarks/bench_train.py --config experiments/default.py --compare-impl
                                                   # model.impl reference against tuned, one process
+    python benchmarks/bench_train.py --augment    # the step without and with augmentation (bgc)
 
 One iteration = G main + D main, plus G reg every 4th and D reg every 16th
 iteration, each phase its own compiled program: a window of 16 iterations holds
@@ -16,7 +17,8 @@ training speed. Numbers are medians over windows after a warm-up; the matmul
 peak is measured after every window and each window is compared with its own
 peak, so the ratio holds on a noisy shared machine whose speed drifts.
 With --compare-impl, the reference and the tuned convolution (config.model.impl) train in
-one process, their windows interleaved, and each pair of neighbouring windows gives a ratio.
+one process, their windows interleaved, and each pair of neighbouring windows gives a ratio;
+with --augment, the same for the step without and with augmentation (ADA, issue 25).
 """
 
 import argparse
@@ -165,6 +167,10 @@ def main():
     parser.add_argument("--compare-impl", action="store_true",
                         help="img/s of model.impl 'reference' and 'tuned' in interleaved windows, "
                              "and their ratio (--impl is ignored)")
+    parser.add_argument("--augment", action="store_true",
+                        help="img/s without and with augmentation (config.augment.pipe, fixed "
+                             "--augment-p) in interleaved windows, and their ratio")
+    parser.add_argument("--augment-p", type=float, default=0.5)
     args = parser.parse_args()
     keep_freed_host_memory()  # as stylejax.main does: time what a training run gets
 
@@ -172,6 +178,9 @@ def main():
     config = train_config(args)
     if args.compare_impl:
         report(compare_impls(config, args.windows, compiles), args.json)
+        return
+    if args.augment:
+        report(compare_augment(config, args.augment_p, args.windows, compiles), args.json)
         return
     G, D = build_networks(config, 0, 3)
     programs = train_programs(config, G, D)
@@ -249,34 +258,55 @@ def run_window(config, step, state, batch):
     return state, metrics
 
 
-def compare_impls(config: ml_collections.ConfigDict, windows: int, compiles: CompileCounter) -> dict:
-    """img/s of the reference and the tuned convolution in one process, windows interleaved
-    (reference, tuned, tuned, reference, ...): the machine's speed drifts, so the ratio of each
-    window pair is the measure, and the result is its median."""
+def compare_variants(variants: dict[str, ml_collections.ConfigDict], windows: int,
+                     compiles: CompileCounter) -> dict:
+    """img/s of two configs in one process, windows interleaved (first, second, second, first,
+    ...): the machine's speed drifts, so the ratio of each window pair (the first's seconds over
+    the second's) is the measure, and the result is its median."""
     runs = {}
-    for impl in ("reference", "tuned"):
-        impl_config = config.copy_and_resolve_references()
-        impl_config.model.impl = impl
-        programs = train_programs(impl_config, *build_networks(impl_config, 0, 3))
-        batch = random_batch(impl_config, programs)
-        state, metrics = run_window(impl_config, programs.step, programs.init(jax.random.key(0)), batch)
+    for name, variant in variants.items():
+        programs = train_programs(variant, *build_networks(variant, 0, 3))
+        batch = random_batch(variant, programs)
+        state, metrics = run_window(variant, programs.step, programs.init(jax.random.key(0)), batch)
         jax.block_until_ready(metrics)  # the warm-up window compiles every phase
-        runs[impl] = [programs.step, state, batch]
+        runs[name] = [variant, programs.step, state, batch]
     compiles_before = compiles.count
-    seconds = {impl: [] for impl in runs}
+    names = list(variants)
+    seconds = {name: [] for name in names}
     for window in range(windows):
-        for impl in ("reference", "tuned")[::1 if window % 2 == 0 else -1]:
-            step, state, batch = runs[impl]
+        for name in names[::1 if window % 2 == 0 else -1]:
+            variant, step, state, batch = runs[name]
             start = time.perf_counter()
-            state, metrics = run_window(config, step, state, batch)
+            state, metrics = run_window(variant, step, state, batch)
             jax.block_until_ready(metrics)
-            seconds[impl].append(time.perf_counter() - start)
-            runs[impl][1] = state
-    ratios = [r / t for r, t in zip(seconds["reference"], seconds["tuned"], strict=True)]
+            seconds[name].append(time.perf_counter() - start)
+            runs[name][2] = state
+    ratios = [a / b for a, b in zip(seconds[names[0]], seconds[names[1]], strict=True)]
+    batch_size = variants[names[0]].batch_size
     return {"device": f"{jax.device_count()} x {jax.devices()[0].device_kind} ({jax.default_backend()})",
-            "img_per_s": {impl: 16 * config.batch_size / float(np.median(s)) for impl, s in seconds.items()},
-            "window_s_all": seconds, "tuned_speedup": float(np.median(ratios)),
-            "tuned_speedup_all": ratios, "recompiles_after_warmup": compiles.count - compiles_before}
+            "img_per_s": {name: 16 * batch_size / float(np.median(s)) for name, s in seconds.items()},
+            "window_s_all": seconds, "ratio": float(np.median(ratios)), "ratio_all": ratios,
+            "recompiles_after_warmup": compiles.count - compiles_before}
+
+
+def compare_impls(config: ml_collections.ConfigDict, windows: int, compiles: CompileCounter) -> dict:
+    """The reference and the tuned convolution (model.impl); ratio: the tuned one's speed-up."""
+    variants = {}
+    for impl in ("reference", "tuned"):
+        variants[impl] = config.copy_and_resolve_references()
+        variants[impl].model.impl = impl
+    return compare_variants(variants, windows, compiles)
+
+
+def compare_augment(config: ml_collections.ConfigDict, p: float, windows: int,
+                    compiles: CompileCounter) -> dict:
+    """The step without and with augmentation (config.augment.pipe at a fixed p); ratio: the
+    plain step's seconds over the augmented one's, so 1 / ratio - 1 is augmentation's cost."""
+    augmented = config.copy_and_resolve_references()
+    augmented.augment.update(mode="fixed", p=p)
+    results = compare_variants({"plain": config, "augmented": augmented}, windows, compiles)
+    results["augment_cost"] = 1 / results["ratio"] - 1
+    return results
 
 
 def time_windows(config, step, state, batch, windows: int, compiles: CompileCounter,

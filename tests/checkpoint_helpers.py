@@ -55,7 +55,7 @@ def trained_looking(state):
     return state.replace(
         ema_params=jax.tree_util.tree_map_with_path(ema, state.g_params),
         g_stats={"mapping": {"w_avg": w_avg + jax.numpy.linspace(-1.0, 1.0, w_avg.shape[0])}},
-        pl_mean=state.pl_mean + 0.25, ada_p=state.ada_p + 0.125,
+        pl_mean=state.pl_mean + 0.25, ada_p=state.ada_p + 0.125, ada_signs=state.ada_signs + 5.0,
         nonfinite_total=state.nonfinite_total + 3)
 
 

@@ -102,6 +102,15 @@ def test_batches_of_one_example_cover_the_split(data_dir):
     assert sorted(order) == list(range(NUM))
 
 
+def test_max_images_trains_on_the_first_images_only(data_dir):
+    """The official --max-size: only the split's first 5 records ever appear, all of them."""
+    p = pipeline(data_dir, max_images=5)
+    assert p.num_examples == 5
+    seen = np.concatenate([identify(p.batch(step)["image"])[0] for step in range(10)])
+    assert set(seen) == set(range(5))
+    np.testing.assert_array_equal(np.concatenate([p.indices(step) for step in range(10)]), seen)
+
+
 def test_batches_may_span_epochs(data_dir):
     p = pipeline(data_dir, global_batch_size=8)  # step 1 holds positions 8..15: epochs 0 and 1
     stream = np.concatenate([identify(p.batch(s)["image"])[0] for s in range(3)])
@@ -267,6 +276,7 @@ def test_dataset_in_tfrecord_format_says_how_to_convert(tmp_path):
     ({"process_index": 2, "process_count": 2}, "process_index"),
     ({"seed": -1}, "seed"),
     ({"split": "validation"}, "cannot read split 'validation'.*splits: train"),
+    ({"max_images": 0}, "max_images must be >= 1 or None, got 0"),
 ])
 def test_bad_arguments_are_refused(data_dir, kwargs, message):
     with pytest.raises(DatasetError, match=message):

@@ -101,8 +101,10 @@ def test_fine_tuning_starts_from_the_network_and_resumes(tmp_path):
     steps = ["--config.num_train_steps=2", "--config.log_every_steps=1", "--config.sample_every_steps=2",
              "--config.eval_every_steps=0", "--config.batch_size=8",
              "--config.sample_grid=(4, 2)", "--config.metrics_num_samples=64"]
-    result = main(tmp_path, f"--config.init_from={TINY}", *steps)
+    augment = ["--config.augment.mode=fixed", "--config.augment.p_from_network=True"]
+    result = main(tmp_path, f"--config.init_from={TINY}", *steps, *augment)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "augmentation p starts at 0.3, the network file's" in result.stderr  # its augment pipe's
     run = tmp_path / "run"
     # The first grid is the imported G_ema on the grid's seeds, constant noise.
     trained = load_generator(TINY)
@@ -114,7 +116,7 @@ def test_fine_tuning_starts_from_the_network_and_resumes(tmp_path):
     assert tuned.step == 2 and tuned.G.resolution == 32 and tuned.config.model.conv_clamp == 256
     # A rerun resumes from the workdir's own checkpoint (and, trained to the end, trains nothing),
     # not from the file.
-    again = main(tmp_path, f"--config.init_from={TINY}", *steps)
+    again = main(tmp_path, f"--config.init_from={TINY}", *steps, *augment)
     assert again.returncode == 0 and "resuming from the checkpoint of step 2" in again.stderr
     assert load_generator(str(run)).step == 2 and "initialising G, D" not in again.stderr
 

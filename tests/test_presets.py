@@ -71,3 +71,13 @@ def test_auto_rule_matches_official_formulas(res, devices, batch, group, gamma, 
     assert config.optim.g_lr == config.optim.d_lr == lr
     assert config.model.channel_base == base and config.model.mapping_layers == 2
     assert config.ema_rampup == 0.05
+
+
+def test_official_presets_train_with_ada_and_the_default_experiment_without():
+    """stylegan2-ada-pytorch's train.py: --aug=ada, --augpipe=bgc, target 0.6, ada_kimg 500 and
+    ada_interval 4 unless told otherwise."""
+    for name in ("ffhq256", "ffhq1024", "cifar10", "lsun_cat256", "lsun_car512", "auto"):
+        augment = load(os.path.join(EXPERIMENTS, f"{name}.py")).augment
+        assert (augment.mode, augment.pipe, augment.p, augment.target, augment.kimg,
+                augment.interval) == ("ada", "bgc", 0.0, 0.6, 500, 4), name
+    assert load(os.path.join(EXPERIMENTS, "default.py")).augment.mode == "off"

@@ -63,6 +63,8 @@ REFUSALS = [
      "config.restore_step must be a saved step (>= 0) or None, got -1"),
     (main("--config", DEFAULT, "--workdir", "{out}", "--config.model.g_architecture=Skip"), 2,
      "config.model.g_architecture='Skip' is not one of skip, orig, resnet"),
+    (main("--config", DEFAULT, "--workdir", "{out}", "--config.augment.mode=adaptive"), 2,
+     "config.augment.mode='adaptive' is not one of off, fixed, ada"),
     (main("--config", DEFAULT, "--workdir", "{out}", "--config.init_from={evil}"), 2,
      "{evil}: refused: it names the global os.system"),
     (sample_cli("seeds", "--seeds", "0", "--trunc", "nan", "--outdir", "{out}"), 2,

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from stylejax.checkpoints import Checkpoints, load_generator
@@ -77,6 +78,21 @@ def test_stopped_then_rerun_ends_bitwise_identical(reference, data_dir, tmp_path
     assert_bitwise_equal(flat_leaves(state), reference)
     assert committed_steps(tmp_path) == [3, 4, 6]  # the newest checkpoint_keep=3
     assert_bitwise_equal(flat_leaves(restore_state(tmp_path, run_config())), reference)
+
+
+def test_adaptive_augmentation_resumes_bitwise_identical(data_dir, tmp_path):
+    """p and the signs counted since its last move are in the checkpoint: stopped inside an
+    interval and rerun, an ADA run ends with the uninterrupted run's bits."""
+    def ada_config(steps):
+        config = run_config(data_dir, steps)
+        config.batch_size = 8
+        config.augment.update(mode="ada", p=0.3, interval=2, kimg=0.25)
+        return config
+
+    reference = flat_leaves(train(ada_config(3), str(tmp_path / "reference")))
+    assert reference[".ada_p"] != np.float32(0.3)  # moved at step 2
+    train(ada_config(1), str(tmp_path / "resumed"))  # inside the first interval
+    assert_bitwise_equal(flat_leaves(train(ada_config(3), str(tmp_path / "resumed"))), reference)
 
 
 def test_damaged_newest_checkpoint_is_refused_then_restore_step_resumes_exactly(

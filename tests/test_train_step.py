@@ -101,3 +101,22 @@ def test_same_seed_same_result_and_seed_matters(setup):
     same, _, _ = phases.g_main(state)
     moved, _, _ = jax.jit(make_phases(other, G, D).g_main)(state)
     assert not leaves_equal(same.g_params, moved.g_params)
+
+
+
+def test_augmentation_at_p_zero_changes_no_bit_and_p_needs_no_recompile(setup):
+    """Fixed augmentation at p = 0 trains exactly as augmentation off; a new p (a traced state
+    field) changes the step without compiling it again."""
+    config, _, step, state, batch = setup
+    augmented = tiny_config()
+    augmented.augment.update(mode="fixed", p=0.0)
+    G, D = build_networks(augmented, 0, 3)
+    phases = compiled_phases(augmented, G, D)
+    plain, _ = step(state, batch, d_reg_phase=True)
+    same, metrics = run_phases(phases, state, batch, d_reg_phase=True)
+    assert leaves_equal(same, plain)
+    assert float(metrics["ada_p"]) == 0 and -1 <= float(metrics["ada_rt"]) <= 1
+    changed, _ = run_phases(phases, state.replace(ada_p=jnp.float32(0.5)), batch, d_reg_phase=True)
+    assert not leaves_equal(changed.d_params, plain.d_params)
+    assert not leaves_equal(changed.g_params, plain.g_params)
+    assert [p._cache_size() for p in phases] == [1, 0, 1, 1, 1]  # noqa: SLF001 (G reg: not run)

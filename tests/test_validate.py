@@ -1,4 +1,5 @@
-"""Config checks that fail before anything compiles: config.device_batch's rounds."""
+"""Config checks that fail before anything compiles: config.device_batch's rounds, the
+augmentation keys."""
 
 import pytest
 
@@ -34,3 +35,20 @@ def test_without_minibatch_std_any_divisor_will_do():
     config.model.mbstd_num_channels = 0
     config.device_batch = 2
     validate_config(config, 1)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("augment.mode", "adaptive", "config.augment.mode='adaptive' is not one of off, fixed, ada"),
+    ("augment.pipe", "bgcx", "config.augment.pipe='bgcx' is not one of blit, geom, color"),
+    ("augment.p", 1.5, r"config.augment.p must be in \[0, 1\], got 1.5"),
+    ("augment.target", -0.1, r"config.augment.target must be in \[0, 1\], got -0.1"),
+    ("augment.kimg", 0.0, r"config.augment.kimg must be > 0 \(thousands of images"),
+    ("augment.interval", 0, "config.augment.interval must be >= 1"),
+    ("max_images", -1, "config.max_images must be >= 0, got -1"),
+])
+def test_bad_augmentation_settings_are_refused(key, value, message):
+    config = base_config()
+    section, _, name = key.rpartition(".")
+    (config[section] if section else config)[name] = value
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config, 1)

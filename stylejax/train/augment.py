@@ -40,6 +40,7 @@ PIPES = {
 }
 FILTER_BAND_POWER = np.array([10, 1, 1, 1]) / 13  # the expected power per band (1/f spectrum)
 LUMA = np.array([1, 1, 1, 0]) / np.sqrt(3)  # the luma axis, homogeneous
+UNIFORMS, NORMALS = 40, 16  # per image, at most: what the pipe with every transform draws
 
 
 def filter_bank(lowpass: tuple[float, ...] = SYM2, bands: int = 4) -> np.ndarray:
@@ -233,29 +234,36 @@ class AugmentPipe:
         """The parameters of a batch of `shape` [B, H, W, C], each a [B, ...] array (rounds slice
         them like the images)."""
         b, h, w, c = shape
-        keys = iter(jax.random.split(key, 64))
+        # Every image's random numbers in two draws (each transform takes the next columns):
+        # one random op per transform made the draw the slowest part of the step to compile.
+        uniform_key, normal_key, noise_key = jax.random.split(key, 3)
+        uniforms = iter(jax.random.uniform(uniform_key, (UNIFORMS, b)))
+        normals = iter(jax.random.normal(normal_key, (NORMALS, b)))
 
-        def chance(multiplier, *dims):
+        def rand(n=None):  # in [0, 1)
+            return next(uniforms) if n is None else jnp.stack([next(uniforms) for _ in range(n)], -1)
+
+        def chance(multiplier):
             """Whether each image gets a transform of this multiplier."""
-            return jax.random.uniform(next(keys), (b, *dims)) < multiplier * p
+            return rand() < multiplier * p
 
-        def normal(*dims):
-            return jax.random.normal(next(keys), (b, *dims))
+        def normal(n=None):
+            return next(normals) if n is None else jnp.stack([next(normals) for _ in range(n)], -1)
 
-        def uniform(*dims):  # in [-1, 1)
-            return jax.random.uniform(next(keys), (b, *dims), minval=-1.0, maxval=1.0)
+        def uniform(n=None):  # in [-1, 1)
+            return rand(n) * 2 - 1
 
         eye3 = jnp.broadcast_to(jnp.eye(3), (b, 3, 3))
         blit_inv, blit_on = eye3, jnp.zeros(b, bool)
         if self.xflip:
-            flip = jax.random.randint(next(keys), (b,), 0, 2) * chance(self.xflip)
+            flip = jnp.floor(rand() * 2) * chance(self.xflip)
             blit_inv, blit_on = blit_inv @ scale2d(1 - 2 * flip, 1), blit_on | (flip > 0)
         if self.rotate90:
-            quarter = jax.random.randint(next(keys), (b,), 0, 4) * chance(self.rotate90)
+            quarter = (jnp.floor(rand() * 4) * chance(self.rotate90)).astype(jnp.int32)
             cos, sin = jnp.array([1, 0, -1, 0])[quarter], jnp.array([0, 1, 0, -1])[quarter]
             blit_inv, blit_on = blit_inv @ rotate2d(cos, sin), blit_on | (quarter > 0)
         if self.xint:
-            t = jnp.round(uniform(2) * self.xint_max * jnp.array([w, h])) * chance(self.xint, 1)
+            t = jnp.round(uniform(2) * self.xint_max * jnp.array([w, h])) * chance(self.xint)[:, None]
             blit_inv, blit_on = blit_inv @ translate2d(-t[:, 0], -t[:, 1]), blit_on | jnp.any(t != 0, -1)
 
         geom_inv, geom_on = eye3, jnp.zeros(b, bool)
@@ -270,7 +278,7 @@ class AugmentPipe:
             geometric(scale2d(1 / s, 1 / s), on)
         p_rot = 1 - jnp.sqrt(jnp.clip(1 - self.rotate * p, 0, 1))  # P(pre or post) = rotate * p
         if self.rotate:
-            on = jax.random.uniform(next(keys), (b,)) < p_rot
+            on = rand() < p_rot
             theta = jnp.where(on, uniform() * math.pi * self.rotate_max, 0.0)
             geometric(rotate2d(jnp.cos(theta), jnp.sin(theta)), on)
         if self.aniso:
@@ -278,7 +286,7 @@ class AugmentPipe:
             s = jnp.where(on, jnp.exp2(normal() * self.aniso_std), 1.0)
             geometric(scale2d(1 / s, s), on)
         if self.rotate:
-            on = jax.random.uniform(next(keys), (b,)) < p_rot
+            on = rand() < p_rot
             theta = jnp.where(on, uniform() * math.pi * self.rotate_max, 0.0)
             geometric(rotate2d(jnp.cos(theta), jnp.sin(theta)), on)
         if self.xfrac:
@@ -301,7 +309,7 @@ class AugmentPipe:
             on = chance(self.contrast)
             colour(scale3d(jnp.where(on, jnp.exp2(normal() * self.contrast_std), 1.0)), on)
         if self.lumaflip:
-            flip = jax.random.randint(next(keys), (b,), 0, 2) * chance(self.lumaflip)
+            flip = jnp.floor(rand() * 2) * chance(self.lumaflip)
             colour(jnp.eye(4) - 2 * luma * flip[:, None, None], flip > 0)  # Householder reflection
         if self.hue and c > 1:
             on = chance(self.hue)
@@ -324,12 +332,12 @@ class AugmentPipe:
         sigma = jnp.zeros(b)
         if self.noise:
             sigma = jnp.where(chance(self.noise), jnp.abs(normal()) * self.noise_std, 0.0)
-        noise = jax.random.normal(next(keys), shape) if self.noise else None
+        noise = jax.random.normal(noise_key, shape) if self.noise else None
 
         cutout = jnp.zeros(b)
         if self.cutout:
             cutout = jnp.where(chance(self.cutout), self.cutout_size, 0.0)
-        center = jax.random.uniform(next(keys), (b, 2))
+        center = rand(2)
         return dict(blit_inv=blit_inv, blit_on=blit_on, geom_inv=geom_inv, geom_on=geom_on,
                     color=color, color_on=color_on, filter_gains=gains, filter_on=filter_on,
                     noise_sigma=sigma, noise=noise, cutout_size=cutout, cutout_center=center)
