@@ -13,6 +13,7 @@ its gradient through it).
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -192,7 +193,8 @@ def where_images(mask: jnp.ndarray, new: jnp.ndarray, old: jnp.ndarray) -> jnp.n
     return jnp.where(mask[:, None, None, None], new, old)
 
 
-def only_where(mask: jnp.ndarray, transform, images: jnp.ndarray) -> jnp.ndarray:
+def only_where(mask: jnp.ndarray, transform: Callable[[jnp.ndarray], jnp.ndarray],
+               images: jnp.ndarray) -> jnp.ndarray:
     """transform(images) for the masked images, the others as they are; skipped when none is."""
     return lax.cond(jnp.any(mask), lambda x: where_images(mask, transform(x), x), lambda x: x, images)
 
