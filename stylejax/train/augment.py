@@ -199,6 +199,42 @@ def only_where(mask: jnp.ndarray, transform: Callable[[jnp.ndarray], jnp.ndarray
     return lax.cond(jnp.any(mask), lambda x: where_images(mask, transform(x), x), lambda x: x, images)
 
 
+class _Randoms:
+    """A batch's random numbers, handed out column by column in the order the transforms ask:
+    all in two draws, since one random op per transform made the draw the slowest part of the
+    step to compile."""
+
+    def __init__(self, uniform_key: jax.Array, normal_key: jax.Array, p: jnp.ndarray, batch: int):
+        self.p = p
+        self._uniforms = iter(jax.random.uniform(uniform_key, (UNIFORMS, batch)))
+        self._normals = iter(jax.random.normal(normal_key, (NORMALS, batch)))
+
+    def rand(self, n: int | None = None) -> jnp.ndarray:
+        """In [0, 1): [B], or [B, n] for n columns."""
+        return next(self._uniforms) if n is None else jnp.stack([next(self._uniforms) for _ in range(n)], -1)
+
+    def uniform(self, n: int | None = None) -> jnp.ndarray:
+        """In [-1, 1)."""
+        return self.rand(n) * 2 - 1
+
+    def normal(self, n: int | None = None) -> jnp.ndarray:
+        return next(self._normals) if n is None else jnp.stack([next(self._normals) for _ in range(n)], -1)
+
+    def chance(self, multiplier: float) -> jnp.ndarray:
+        """Whether each image gets a transform of this multiplier."""
+        return self.rand() < multiplier * self.p
+
+
+def _compose(steps: list[tuple[jnp.ndarray, jnp.ndarray]], size: int, batch: int,
+             forward: bool = False) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """[B, size, size]: the steps' matrices chained in the order drawn (an inverse map takes each
+    new one on the right, a forward map on the left), and [B] whether any step touched the image."""
+    matrix, on = jnp.broadcast_to(jnp.eye(size), (batch, size, size)), jnp.zeros(batch, bool)
+    for step, hit in steps:
+        matrix, on = (step @ matrix if forward else matrix @ step), on | hit
+    return matrix, on
+
+
 @dataclasses.dataclass(frozen=True)
 class AugmentPipe:
     """The official pipe: probability multipliers (0: off) and parameter spreads."""
@@ -235,114 +271,108 @@ class AugmentPipe:
     def draw(self, key: jax.Array, p: jnp.ndarray, shape: tuple[int, ...]) -> dict[str, jnp.ndarray]:
         """The parameters of a batch of `shape` [B, H, W, C], each a [B, ...] array (rounds slice
         them like the images)."""
-        b, h, w, c = shape
-        # Every image's random numbers in two draws (each transform takes the next columns):
-        # one random op per transform made the draw the slowest part of the step to compile.
         uniform_key, normal_key, noise_key = jax.random.split(key, 3)
-        uniforms = iter(jax.random.uniform(uniform_key, (UNIFORMS, b)))
-        normals = iter(jax.random.normal(normal_key, (NORMALS, b)))
+        randoms = _Randoms(uniform_key, normal_key, p, shape[0])
+        # The stages share the random columns: reordering them changes every image's draw.
+        return {**self._draw_blit(randoms, shape), **self._draw_geometric(randoms, shape),
+                **self._draw_colour(randoms, shape), **self._draw_filter(randoms, shape),
+                **self._draw_noise_cutout(randoms, noise_key, shape)}
 
-        def rand(n=None):  # in [0, 1)
-            return next(uniforms) if n is None else jnp.stack([next(uniforms) for _ in range(n)], -1)
-
-        def chance(multiplier):
-            """Whether each image gets a transform of this multiplier."""
-            return rand() < multiplier * p
-
-        def normal(n=None):
-            return next(normals) if n is None else jnp.stack([next(normals) for _ in range(n)], -1)
-
-        def uniform(n=None):  # in [-1, 1)
-            return rand(n) * 2 - 1
-
-        eye3 = jnp.broadcast_to(jnp.eye(3), (b, 3, 3))
-        blit_inv, blit_on = eye3, jnp.zeros(b, bool)
+    def _draw_blit(self, randoms: _Randoms, shape: tuple[int, ...]) -> dict[str, jnp.ndarray]:
+        b, h, w, _ = shape
+        steps = []
         if self.xflip:
-            flip = jnp.floor(rand() * 2) * chance(self.xflip)
-            blit_inv, blit_on = blit_inv @ scale2d(1 - 2 * flip, 1), blit_on | (flip > 0)
+            flip = jnp.floor(randoms.rand() * 2) * randoms.chance(self.xflip)
+            steps.append((scale2d(1 - 2 * flip, 1), flip > 0))
         if self.rotate90:
-            quarter = (jnp.floor(rand() * 4) * chance(self.rotate90)).astype(jnp.int32)
+            quarter = (jnp.floor(randoms.rand() * 4) * randoms.chance(self.rotate90)).astype(jnp.int32)
             cos, sin = jnp.array([1, 0, -1, 0])[quarter], jnp.array([0, 1, 0, -1])[quarter]
-            blit_inv, blit_on = blit_inv @ rotate2d(cos, sin), blit_on | (quarter > 0)
+            steps.append((rotate2d(cos, sin), quarter > 0))
         if self.xint:
-            t = jnp.round(uniform(2) * self.xint_max * jnp.array([w, h])) * chance(self.xint)[:, None]
-            blit_inv, blit_on = blit_inv @ translate2d(-t[:, 0], -t[:, 1]), blit_on | jnp.any(t != 0, -1)
+            shift = randoms.uniform(2) * self.xint_max * jnp.array([w, h])
+            t = jnp.round(shift) * randoms.chance(self.xint)[:, None]
+            steps.append((translate2d(-t[:, 0], -t[:, 1]), jnp.any(t != 0, -1)))
+        blit_inv, blit_on = _compose(steps, 3, b)
+        return dict(blit_inv=blit_inv, blit_on=blit_on)
 
-        geom_inv, geom_on = eye3, jnp.zeros(b, bool)
-
-        def geometric(matrix_inv, on):
-            nonlocal geom_inv, geom_on
-            geom_inv, geom_on = geom_inv @ matrix_inv, geom_on | on
-
+    def _draw_geometric(self, randoms: _Randoms, shape: tuple[int, ...]) -> dict[str, jnp.ndarray]:
+        b, h, w, _ = shape
+        p_rot = 1 - jnp.sqrt(jnp.clip(1 - self.rotate * randoms.p, 0, 1))  # P(pre or post) = rotate * p
+        steps = []
         if self.scale:
-            on = chance(self.scale)
-            s = jnp.where(on, jnp.exp2(normal() * self.scale_std), 1.0)
-            geometric(scale2d(1 / s, 1 / s), on)
-        p_rot = 1 - jnp.sqrt(jnp.clip(1 - self.rotate * p, 0, 1))  # P(pre or post) = rotate * p
+            on = randoms.chance(self.scale)
+            s = jnp.where(on, jnp.exp2(randoms.normal() * self.scale_std), 1.0)
+            steps.append((scale2d(1 / s, 1 / s), on))
         if self.rotate:
-            on = rand() < p_rot
-            theta = jnp.where(on, uniform() * math.pi * self.rotate_max, 0.0)
-            geometric(rotate2d(jnp.cos(theta), jnp.sin(theta)), on)
+            steps.append(self._draw_rotation(randoms, p_rot))
         if self.aniso:
-            on = chance(self.aniso)
-            s = jnp.where(on, jnp.exp2(normal() * self.aniso_std), 1.0)
-            geometric(scale2d(1 / s, s), on)
+            on = randoms.chance(self.aniso)
+            s = jnp.where(on, jnp.exp2(randoms.normal() * self.aniso_std), 1.0)
+            steps.append((scale2d(1 / s, s), on))
         if self.rotate:
-            on = rand() < p_rot
-            theta = jnp.where(on, uniform() * math.pi * self.rotate_max, 0.0)
-            geometric(rotate2d(jnp.cos(theta), jnp.sin(theta)), on)
+            steps.append(self._draw_rotation(randoms, p_rot))
         if self.xfrac:
-            on = chance(self.xfrac)
-            t = jnp.where(on[:, None], normal(2) * self.xfrac_std * jnp.array([w, h]), 0.0)
-            geometric(translate2d(-t[:, 0], -t[:, 1]), on)
+            on = randoms.chance(self.xfrac)
+            t = jnp.where(on[:, None], randoms.normal(2) * self.xfrac_std * jnp.array([w, h]), 0.0)
+            steps.append((translate2d(-t[:, 0], -t[:, 1]), on))
+        geom_inv, geom_on = _compose(steps, 3, b)
+        return dict(geom_inv=geom_inv, geom_on=geom_on)
 
-        # Colour: C @ (r, g, b, 1) -> the new colour.
-        color, color_on = jnp.broadcast_to(jnp.eye(4), (b, 4, 4)), jnp.zeros(b, bool)
+    def _draw_rotation(self, randoms: _Randoms, p_rot: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        on = randoms.rand() < p_rot
+        theta = jnp.where(on, randoms.uniform() * math.pi * self.rotate_max, 0.0)
+        return rotate2d(jnp.cos(theta), jnp.sin(theta)), on
 
-        def colour(matrix, on):
-            nonlocal color, color_on
-            color, color_on = matrix @ color, color_on | on
-
+    def _draw_colour(self, randoms: _Randoms, shape: tuple[int, ...]) -> dict[str, jnp.ndarray]:
+        """C @ (r, g, b, 1) -> the new colour; hue and saturation only where there is colour."""
+        b, _, _, c = shape
         luma = jnp.asarray(np.outer(LUMA, LUMA), jnp.float32)
+        steps = []
         if self.brightness:
-            on = chance(self.brightness)
-            colour(translate3d(jnp.where(on, normal() * self.brightness_std, 0.0)), on)
+            on = randoms.chance(self.brightness)
+            steps.append((translate3d(jnp.where(on, randoms.normal() * self.brightness_std, 0.0)), on))
         if self.contrast:
-            on = chance(self.contrast)
-            colour(scale3d(jnp.where(on, jnp.exp2(normal() * self.contrast_std), 1.0)), on)
+            on = randoms.chance(self.contrast)
+            steps.append((scale3d(jnp.where(on, jnp.exp2(randoms.normal() * self.contrast_std), 1.0)), on))
         if self.lumaflip:
-            flip = jnp.floor(rand() * 2) * chance(self.lumaflip)
-            colour(jnp.eye(4) - 2 * luma * flip[:, None, None], flip > 0)  # Householder reflection
+            flip = jnp.floor(randoms.rand() * 2) * randoms.chance(self.lumaflip)
+            steps.append((jnp.eye(4) - 2 * luma * flip[:, None, None], flip > 0))  # Householder reflection
         if self.hue and c > 1:
-            on = chance(self.hue)
-            colour(rotate3d(LUMA, jnp.where(on, uniform() * math.pi * self.hue_max, 0.0)), on)
+            on = randoms.chance(self.hue)
+            steps.append((rotate3d(LUMA, jnp.where(on, randoms.uniform() * math.pi * self.hue_max, 0.0)), on))
         if self.saturation and c > 1:
-            on = chance(self.saturation)
-            s = jnp.where(on, jnp.exp2(normal() * self.saturation_std), 1.0)
-            colour(luma + (jnp.eye(4) - luma) * s[:, None, None], on)
+            on = randoms.chance(self.saturation)
+            s = jnp.where(on, jnp.exp2(randoms.normal() * self.saturation_std), 1.0)
+            steps.append((luma + (jnp.eye(4) - luma) * s[:, None, None], on))
+        color, color_on = _compose(steps, 4, b, forward=True)
+        return dict(color=color, color_on=color_on)
 
+    def _draw_filter(self, randoms: _Randoms, shape: tuple[int, ...]) -> dict[str, jnp.ndarray]:
+        """Per-band gains, each band's change renormalised to keep the expected power."""
+        b = shape[0]
         gains, filter_on = jnp.ones((b, len(self.imgfilter_bands))), jnp.zeros(b, bool)
         if self.imgfilter:
             power = jnp.asarray(FILTER_BAND_POWER, jnp.float32)
             for band, strength in enumerate(self.imgfilter_bands):
-                on = chance(self.imgfilter * strength)
-                gain = jnp.where(on, jnp.exp2(normal() * self.imgfilter_std), 1.0)
+                on = randoms.chance(self.imgfilter * strength)
+                gain = jnp.where(on, jnp.exp2(randoms.normal() * self.imgfilter_std), 1.0)
                 t = jnp.ones_like(gains).at[:, band].set(gain)
                 gains = gains * t / jnp.sqrt(jnp.sum(power * t ** 2, -1, keepdims=True))
                 filter_on = filter_on | on
+        return dict(filter_gains=gains, filter_on=filter_on)
 
+    def _draw_noise_cutout(self, randoms: _Randoms, noise_key: jax.Array,
+                           shape: tuple[int, ...]) -> dict[str, jnp.ndarray]:
+        """The cutout centre is drawn even with cutout off, as the last columns."""
+        b = shape[0]
         sigma = jnp.zeros(b)
         if self.noise:
-            sigma = jnp.where(chance(self.noise), jnp.abs(normal()) * self.noise_std, 0.0)
+            sigma = jnp.where(randoms.chance(self.noise), jnp.abs(randoms.normal()) * self.noise_std, 0.0)
         noise = jax.random.normal(noise_key, shape) if self.noise else None
-
         cutout = jnp.zeros(b)
         if self.cutout:
-            cutout = jnp.where(chance(self.cutout), self.cutout_size, 0.0)
-        center = rand(2)
-        return dict(blit_inv=blit_inv, blit_on=blit_on, geom_inv=geom_inv, geom_on=geom_on,
-                    color=color, color_on=color_on, filter_gains=gains, filter_on=filter_on,
-                    noise_sigma=sigma, noise=noise, cutout_size=cutout, cutout_center=center)
+            cutout = jnp.where(randoms.chance(self.cutout), self.cutout_size, 0.0)
+        return dict(noise_sigma=sigma, noise=noise, cutout_size=cutout, cutout_center=randoms.rand(2))
 
     def apply(self, images: jnp.ndarray, draws: dict[str, jnp.ndarray]) -> jnp.ndarray:
         """The drawn transforms, in the official order: blit, geometric, colour, filter, noise,
