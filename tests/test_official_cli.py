@@ -101,7 +101,8 @@ def test_fine_tuning_starts_from_the_network_and_resumes(tmp_path):
     steps = ["--config.num_train_steps=2", "--config.log_every_steps=1", "--config.sample_every_steps=2",
              "--config.eval_every_steps=0", "--config.batch_size=8",
              "--config.sample_grid=(4, 2)", "--config.metrics_num_samples=64"]
-    augment = ["--config.augment.mode=fixed", "--config.augment.p_from_network=True"]
+    augment = ["--config.augment.mode=fixed", "--config.augment.pipe=blit",
+               "--config.augment.p_from_network=True"]
     result = main(tmp_path, f"--config.init_from={TINY}", *steps, *augment)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "augmentation p starts at 0.3, the network file's" in result.stderr  # its augment pipe's

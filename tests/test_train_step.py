@@ -109,7 +109,7 @@ def test_augmentation_at_p_zero_changes_no_bit_and_p_needs_no_recompile(setup):
     field) changes the step without compiling it again."""
     config, _, step, state, batch = setup
     augmented = tiny_config()
-    augmented.augment.update(mode="fixed", p=0.0)
+    augmented.augment.update(mode="fixed", pipe="blit", p=0.0)  # the pipes at p = 0: test_augment
     G, D = build_networks(augmented, 0, 3)
     phases = compiled_phases(augmented, G, D)
     plain, _ = step(state, batch, d_reg_phase=True)
