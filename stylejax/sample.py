@@ -59,9 +59,11 @@ MODE_FLAGS = {
     "video": ((), ("kind", "trunc", "frames", "fps", "format", "seeds", "row_seeds", "col_seeds",
                           "styles", "psis", "degrees", "upscale")),
 }
-# The keyframes each video --kind takes.
-VIDEO_FLAGS = {"walk_z": ("seeds",), "walk_w": ("seeds",), "morph": ("row_seeds", "col_seeds"),
-               "truncation": ("seeds",), "blend": ("row_seeds", "col_seeds")}
+# Each video --kind's keyframe flags (required) and the other flags it uses.
+VIDEO_FLAGS = {"walk_z": (("seeds",), ("trunc",)), "walk_w": (("seeds",), ("trunc",)),
+               "morph": (("row_seeds", "col_seeds"), ("styles", "trunc")),
+               "truncation": (("seeds",), ("psis",)),
+               "blend": (("row_seeds", "col_seeds"), ("styles", "degrees", "trunc"))}
 
 
 def _seeds(text: str) -> list[int]:
@@ -173,11 +175,11 @@ def sample(positional: list[str]) -> None:
                          "--col_seeds 55")
     check_degrees([args.degree, *args.degrees])
     if mode == "video":
-        needed = VIDEO_FLAGS[args.kind]
-        for name in sorted({n for names in VIDEO_FLAGS.values() for n in names}):
-            if name in needed and FLAGS[name].value is None:
-                raise UsageError(f"video --kind {args.kind} needs --{' and --'.join(needed)}")
-            if name not in needed and FLAGS[name].value is not None:
+        needed, used = VIDEO_FLAGS[args.kind]
+        if any(FLAGS[name].value is None for name in needed):
+            raise UsageError(f"video --kind {args.kind} needs --{' and --'.join(needed)}")
+        for name in sorted({n for flags_of_kind in VIDEO_FLAGS.values() for n in sum(flags_of_kind, ())}):
+            if name not in needed + used and FLAGS[name].present:
                 raise UsageError(f"--{name} does not apply to video --kind {args.kind}; drop it")
         if len(args.row_seeds or [0]) != 1 or (args.kind == "blend" and len(args.col_seeds) != 1):
             raise UsageError(f"video --kind {args.kind} takes one --row_seeds"
