@@ -22,11 +22,12 @@ RUN_CONFIG = os.path.join(REPO, "tests", "scripts", "tiny_run.py")
 
 def subprocess_env(devices: int | None = None) -> dict:
     """The environment of a test subprocess: `devices` simulated CPU devices (None: as many as
-    this process has, with the same XLA flags, so that its programs load from the session's
-    compilation cache, tests/conftest.py)."""
+    this process has), with the session's XLA flags, so that its programs load from the session's
+    compilation cache (tests/conftest.py)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
     if devices is not None:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        session_flags = os.environ.get("XLA_FLAGS", "")
+        env["XLA_FLAGS"] = f"{session_flags} --xla_force_host_platform_device_count={devices}"
     return env
 
 

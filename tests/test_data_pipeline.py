@@ -17,6 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from stylejax.data.errors import DatasetError
 from stylejax.data.pipeline import InputPipeline, to_global
 from stylejax.data.prepare import prepare
+from tests.checkpoint_helpers import subprocess_env
 from tests.data_helpers import random_images, write_folder
 
 NUM = 12
@@ -233,8 +234,7 @@ def test_to_global_shards_the_batch_over_eight_devices(data_dir):
         np.testing.assert_array_equal(np.asarray(arrays["label"]), batch["label"])
         print("ok")
     """)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu")
+    env = subprocess_env(8)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=env, cwd=root, timeout=300)

@@ -9,13 +9,14 @@ import sys
 import numpy as np
 import pytest
 
+from tests.checkpoint_helpers import subprocess_env
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "one_iteration.py")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(out, devices, *extra):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-           "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
+    env = subprocess_env(devices)
     return subprocess.Popen([sys.executable, SCRIPT, "--out", str(out), *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from stylejax.checkpoints.generator import load_generator
+from tests.checkpoint_helpers import subprocess_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.model.channel_base=256", "--config.model.channel_max=32", "--config.model.z_dim=32",
@@ -16,8 +17,7 @@ TINY = ["--config.model.channel_base=256", "--config.model.channel_max=32", "--c
 
 
 def main(tmp_path, *args, devices=1):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-           "JAX_PLATFORMS": "cpu", "STYLEJAX_DATA_DIR": str(tmp_path / "data")}
+    env = {**subprocess_env(devices), "STYLEJAX_DATA_DIR": str(tmp_path / "data")}
     cmd = [sys.executable, "-m", "stylejax.main", "--config", os.path.join(REPO, "experiments", "default.py"),
            "--workdir", str(tmp_path / "run"), *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)

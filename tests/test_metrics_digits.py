@@ -22,6 +22,7 @@ from stylejax.metrics.inception_weights import URL
 from stylejax.networks import build_networks
 from stylejax.train.programs import make_mesh
 from stylejax.train.state import create_train_state
+from tests.checkpoint_helpers import subprocess_env
 from tests.metrics_helpers import metrics_config, tiny_generator, tiny_generator_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,8 +135,7 @@ def test_eight_devices_give_the_statistics_of_one(evaluator, data_dir, cache_dir
         cache = tmp_path / f"cache{devices}"  # the classifier, but no dataset statistics
         cache.mkdir()
         shutil.copy(classifier[0], cache)
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-               "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
+        env = subprocess_env(devices)
         procs[devices] = subprocess.Popen(
             [sys.executable, SCRIPT, "--out", str(tmp_path / f"{devices}.npz"), "--data_dir",
              data_dir, "--cache_dir", str(cache)],
