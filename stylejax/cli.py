@@ -99,3 +99,11 @@ def define_list(name: str, default: list | None, parse: Callable[[str], list], k
     """A flag whose value is a list parsed by `parse`, e.g. seeds 0-7,42."""
     serializer = flags.ListSerializer(",")
     flags.DEFINE(ListParser(parse, kind), name, default, help_text, flag_values, serializer)
+
+
+def define_generator_source(flag_values: flags.FlagValues) -> None:
+    """--workdir or --network, exactly one: where a generator is read from."""
+    flags.DEFINE_string("workdir", None, "the training run's --workdir", flag_values=flag_values)
+    flags.DEFINE_string("network", None, "an official network file (stylegan2-ada-pytorch or TF "
+                                         "StyleGAN2 .pkl)", flag_values=flag_values)
+    flags.mark_flags_as_mutual_exclusive(["workdir", "network"], required=True, flag_values=flag_values)

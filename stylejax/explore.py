@@ -35,10 +35,7 @@ from stylejax.sampling import SEED_LIMIT, save_png
 from stylejax.steps import parse_step
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string("workdir", None, "the training run's --workdir", flag_values=FLAGS)
-flags.DEFINE_string("network", None, "an official network file (stylegan2-ada-pytorch or TF "
-                                     "StyleGAN2 .pkl)", flag_values=FLAGS)
-flags.mark_flags_as_mutual_exclusive(["workdir", "network"], required=True, flag_values=FLAGS)
+cli.define_generator_source(FLAGS)
 flags.DEFINE_string("step", None, "checkpoint step, or best (default: the latest)", flag_values=FLAGS)
 flags.DEFINE_string("host", "127.0.0.1", "address to serve on (default: this machine only)",
                     flag_values=FLAGS)

@@ -97,10 +97,7 @@ class _FiniteParser(flags.FloatParser):
 
 
 FLAGS = flags.FlagValues()
-flags.DEFINE_string("workdir", None, "the training run's --workdir", flag_values=FLAGS)
-flags.DEFINE_string("network", None, "an official network file (stylegan2-ada-pytorch or TF "
-                                     "StyleGAN2 .pkl)", flag_values=FLAGS)
-flags.mark_flags_as_mutual_exclusive(["workdir", "network"], required=True, flag_values=FLAGS)
+cli.define_generator_source(FLAGS)
 flags.DEFINE_string("outdir", None, "where the pictures go (created)", flag_values=FLAGS)
 flags.mark_flag_as_required("outdir", flag_values=FLAGS)
 flags.DEFINE_string("step", None, "checkpoint step, or best: the best by the run's first metric "
