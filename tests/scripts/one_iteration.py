@@ -1,4 +1,5 @@
-"""Runs one full training iteration (G main, G reg, D main, D reg) and saves the parameters.
+"""Runs one full training iteration (G main, G reg, D main, D reg, with ADA) and saves the
+parameters and p.
 
 Run as a subprocess by the tests, with XLA_FLAGS setting the simulated device
 count, optionally as one of several processes joined by jax.distributed.
@@ -29,6 +30,9 @@ def main():
     config = tiny_config()
     config.device_batch = args.device_batch
     config.model.use_noise = not args.no_noise
+    # ADA draws each image's augmentation from the step's key and adapts p after the step on
+    # the real logits' signs of the whole batch (the blit pipe: cheap to compile).
+    config.augment.update(mode="ada", pipe="blit", p=0.5, interval=1, kimg=1)
     G, D = build_networks(config, 0, 3)
     programs = train_programs(config, G, D)
     batch_sharding = programs.batch_sharding
@@ -43,6 +47,7 @@ def main():
     leaves = jax.tree_util.tree_leaves_with_path(
         {"g": state.g_params, "d": state.d_params, "ema": state.ema_params, "stats": state.g_stats,
          "g_opt": state.g_opt_state, "d_opt": state.d_opt_state, "pl_mean": state.pl_mean,
+         "ada_p": state.ada_p,
          "metrics": metrics})
     flat = {jax.tree_util.keystr(p): np.asarray(jax.device_get(v)) for p, v in leaves}
     if jax.process_index() == 0:
