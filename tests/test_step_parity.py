@@ -1,8 +1,8 @@
 """Step parity with the official trainer: stylejax's train step, started from the official
-trainer's weights and fed its reals, latents and path-length probes, against the official state
-after 1, 2 and 16 iterations (tests/fixtures/parity/official_steps.npz, written by
-make_parity_fixture.py with NVIDIA's stylegan2-ada-pytorch: both lazy regularisers, G_ema with
-its ramp-up, w_avg and the Adam moments).
+trainer's weights and fed its reals, latents, style-mixing draws and path-length probes, against
+the official state after 1, 2 and 16 iterations (tests/fixtures/parity/official_steps.npz, written
+by make_parity_fixture.py with NVIDIA's stylegan2-ada-pytorch: both lazy regularisers, style
+mixing, G_ema with its ramp-up, w_avg and the Adam moments).
 
 The official step ran its batch of 8 in one round, whose minibatch-stddev groups of 4 take every
 second image (a reshape to [4, 2]); stylejax groups consecutive images (the same groups on any
