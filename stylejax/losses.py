@@ -32,16 +32,17 @@ def r1_penalty(logits_fn: Callable[[jnp.ndarray], jnp.ndarray], reals: jnp.ndarr
 
 
 def path_lengths(synthesis_fn: Callable[[jnp.ndarray], jnp.ndarray], ws: jnp.ndarray,
-                 key: jax.Array) -> jnp.ndarray:
-    """|J_w^T y| per sample, y ~ N(0, I) / sqrt(H W): the Jacobian norm the regulariser evens out."""
+                 probe: jnp.ndarray) -> jnp.ndarray:
+    """|J_w^T y| per sample, y = probe / sqrt(H W) with probe ~ N(0, I) shaped as the images: the
+    Jacobian norm the regulariser evens out."""
     images, vjp = jax.vjp(synthesis_fn, ws)
     h, w = images.shape[1], images.shape[2]
-    probe = jax.random.normal(key, images.shape, images.dtype) / math.sqrt(h * w)
-    (grads,) = vjp(probe)
+    (grads,) = vjp(probe.astype(images.dtype) / math.sqrt(h * w))
     return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1))
 
 
 def path_length_penalty(lengths: jnp.ndarray, pl_mean: jnp.ndarray, decay: float):
-    """(|J^T y| - a)^2 with a the running mean of lengths, updated first (as officially)."""
-    new_mean = pl_mean + decay * (jnp.mean(jax.lax.stop_gradient(lengths)) - pl_mean)
-    return jnp.square(lengths - new_mean), new_mean
+    """(|J^T y| - a)^2 with a the running mean of lengths, updated first, and differentiated
+    through this batch's share of a (decay * mean length), as the official loss does."""
+    new_mean = pl_mean + decay * (jnp.mean(lengths) - pl_mean)
+    return jnp.square(lengths - new_mean), jax.lax.stop_gradient(new_mean)

@@ -62,9 +62,9 @@ def test_path_lengths_equal_explicit_jacobian_formulation():
         return jnp.sin(ws.reshape(n, -1) @ a).reshape(n, h, h, 1)
 
     ws = jax.random.normal(jax.random.PRNGKey(1), (n, num_ws, w_dim))
-    probe_key = jax.random.PRNGKey(2)
-    lengths = path_lengths(synthesis, ws, probe_key)
-    probe = jax.random.normal(probe_key, (n, h, h, 1)) / math.sqrt(h * h)
+    probe = jax.random.normal(jax.random.PRNGKey(2), (n, h, h, 1))
+    lengths = path_lengths(synthesis, ws, probe)
+    probe = probe / math.sqrt(h * h)
     jac = jax.jacobian(synthesis)(ws)  # [n, h, h, 1, n, num_ws, w_dim]
     for i in range(n):
         jt_y = jnp.einsum("abc,abcwd->wd", probe[i], jac[i, :, :, :, i])  # J_i^T y_i

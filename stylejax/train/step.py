@@ -64,6 +64,15 @@ def ema_beta(config: ml_collections.ConfigDict, step: jnp.ndarray) -> jnp.ndarra
     return 0.5 ** (batch / jnp.maximum(ema_nimg, 1e-8))
 
 
+class Draws(NamedTuple):
+    """What a phase draws at random (StyleGAN2Loss.draw)."""
+
+    latents: Latents
+    cutoff: jnp.ndarray | None  # style mixing's first layer from mix_z (None: no style mixing)
+    noise_key: jax.Array  # the per-pixel noise inputs
+    probe: jnp.ndarray | None  # the path-length probe, N(0, I) shaped as the images (G reg only)
+
+
 class TrainPhases(NamedTuple):
     """The phases of an iteration as pure functions; each returns the state, its metrics and
     whether everything so far was finite.  Compiled one program per phase, the whole step
@@ -177,15 +186,16 @@ class StyleGAN2Loss:
         cutoff = jnp.where(jax.random.uniform(prob_key) < prob, cutoff, num_ws)
         return self.rounds.shard(jax.random.normal(z_key, (n, self.G.z_dim))), cutoff
 
-    def draw_latents(self, state: TrainState, phase: int, n: int,
-                     num_keys: int = 2) -> tuple[Latents, jnp.ndarray | None, list[jax.Array]]:
-        """A phase's n latents, its style-mixing cutoff and num_keys - 1 further keys (noise, then
-        the path-length probe), all from (seed, step, phase): the same on any device count."""
+    def draw(self, state: TrainState, phase: int, n: int, probe: bool = False) -> Draws:
+        """Everything random in a phase of n fakes, all from (seed, step, phase): the same on any
+        device count.  The one place a phase draws, so that given draws can replace it."""
         key = self.phase_key(state, phase)
         z, c = self.latents(jax.random.fold_in(key, 0), n)
-        mixing_key, *keys = jax.random.split(jax.random.fold_in(key, 1), num_keys)
+        mixing_key, noise_key, *probe_key = jax.random.split(jax.random.fold_in(key, 1), 3 if probe else 2)
         mix_z, cutoff = self.mixing(mixing_key, n)
-        return dict(z=z, c=c, mix_z=mix_z), cutoff, keys
+        shape = (n, self.G.resolution, self.G.resolution, self.G.img_channels)
+        probe_images = self.rounds.shard(jax.random.normal(probe_key[0], shape)) if probe else None
+        return Draws(dict(z=z, c=c, mix_z=mix_z), cutoff, noise_key, probe_images)
 
     def run_mapping(self, g_params: PyTree, state: TrainState, latents: Latents,
                     cutoff: jnp.ndarray | None) -> tuple[jnp.ndarray, PyTree]:
@@ -247,12 +257,12 @@ class StyleGAN2Loss:
         return generator_loss(logits), (stats, jnp.mean(logits))
 
     def loss_g_pl(self, g_params: PyTree, latents: Latents, *, state: TrainState, cutoff: jnp.ndarray | None,
-                  noise_key: jax.Array, probe_key: jax.Array) -> tuple[jnp.ndarray, tuple]:
+                  noise_key: jax.Array, probe: jnp.ndarray) -> tuple[jnp.ndarray, tuple]:
         """Gpl: the path-length penalty, weighted and scaled by the lazy interval; and the mapping's
         stats, the updated path-length mean and the per-sample penalty."""
         loss_cfg = self.config.loss
         ws, stats = self.run_mapping(g_params, state, latents, cutoff)
-        lengths = path_lengths(lambda w: self.run_synthesis(g_params, state, w, noise_key), ws, probe_key)
+        lengths = path_lengths(lambda w: self.run_synthesis(g_params, state, w, noise_key), ws, probe)
         penalty, pl_mean = path_length_penalty(lengths, state.pl_mean, loss_cfg.pl_decay)
         loss = jnp.mean(penalty) * loss_cfg.pl_weight * loss_cfg.g_reg_interval
         return loss, (stats, pl_mean, penalty)
@@ -284,9 +294,10 @@ class StyleGAN2Loss:
     def g_main(self, state: TrainState) -> PhaseOutput:
         """Gmain: G's step on the non-saturating loss of a batch of fakes."""
         with jax.named_scope("g_main"):  # the scopes name the phases in profiles
-            latents, cutoff, (noise_key,) = self.draw_latents(state, 0, self.config.batch_size)
-            latents["augment"] = self.augment_draws(state, 0, 0, self.config.batch_size)
-            loss_fn = functools.partial(self.loss_g_main, state=state, cutoff=cutoff, noise_key=noise_key)
+            draws = self.draw(state, 0, self.config.batch_size)
+            latents = {**draws.latents, "augment": self.augment_draws(state, 0, 0, self.config.batch_size)}
+            loss_fn = functools.partial(self.loss_g_main, state=state, cutoff=draws.cutoff,
+                                        noise_key=draws.noise_key)
             (loss, (stats, fake_score)), grads = self.round_gradients(loss_fn, state.g_params, latents)
             state, ok = self.update_generator(state, loss, grads, g_stats=stats)
             return state, dict(g_loss=loss, fake_score_g=fake_score), ok
@@ -296,11 +307,11 @@ class StyleGAN2Loss:
         round: each round would update the path-length mean the penalty uses."""
         with jax.named_scope("g_reg"):
             n = self.config.batch_size // self.config.loss.pl_batch_shrink
-            latents, cutoff, (noise_key, probe_key) = self.draw_latents(state, 1, n, num_keys=3)
-            loss_fn = functools.partial(self.loss_g_pl, state=state, cutoff=cutoff, noise_key=noise_key,
-                                        probe_key=probe_key)
+            draws = self.draw(state, 1, n, probe=True)
+            loss_fn = functools.partial(self.loss_g_pl, state=state, cutoff=draws.cutoff,
+                                        noise_key=draws.noise_key, probe=draws.probe)
             (loss, (stats, pl_mean, penalty)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                state.g_params, latents)
+                state.g_params, draws.latents)
             state, ok_reg = self.update_generator(state, loss, grads, g_stats=stats, pl_mean=pl_mean)
             return state, dict(pl_penalty=jnp.mean(penalty), pl_mean=pl_mean), ok & ok_reg
 
@@ -308,12 +319,13 @@ class StyleGAN2Loss:
         """Dmain: D's step on the logistic loss of a batch of fakes and the batch of reals."""
         with jax.named_scope("d_main"):
             n = self.config.batch_size
-            latents, cutoff, (noise_key,) = self.draw_latents(state, 2, n)
+            draws = self.draw(state, 2, n)
             augment = dict(real_augment=self.augment_draws(state, 2, 0, n),
                            fake_augment=self.augment_draws(state, 2, 1, n))
-            loss_fn = functools.partial(self.loss_d_main, state=state, cutoff=cutoff, noise_key=noise_key)
+            loss_fn = functools.partial(self.loss_d_main, state=state, cutoff=draws.cutoff,
+                                        noise_key=draws.noise_key)
             (loss, (stats, real_score, fake_score, signs)), grads = self.round_gradients(
-                loss_fn, state.d_params, {**latents, **self.reals(batch), **augment})
+                loss_fn, state.d_params, {**draws.latents, **self.reals(batch), **augment})
             state, ok_d = self.update_discriminator(state, loss, grads, g_stats=stats,
                                                     **self.signs_seen(state, signs, n))
             metrics = dict(d_loss=loss, real_score=real_score, fake_score=fake_score)
