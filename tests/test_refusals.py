@@ -107,6 +107,12 @@ REFUSALS = [
      "cannot serve on no.such.host.invalid:8000"),
     (["-m", "stylejax.evaluate", "--images", "{root}/missing"], 2,
      "--images {root}/missing does not exist"),
+    (["-m", "stylejax.evaluate", "--network", TINY, "--metrics", "ppl_wend", "--vgg16",
+      "{root}/vgg16.pth"], 2,
+     "VGG16 weights file {root}/vgg16.pth does not exist: download torchvision's VGG16 "
+     "https://download.pytorch.org/models/vgg16-397923af.pth"),
+    (["-m", "stylejax.evaluate", "--network", TINY, "--metrics", "ppl_wend", "--vgg16", "{a_file}"], 2,
+     "{a_file} is not a readable torch.save file"),
 ]
 
 
