@@ -87,14 +87,21 @@ class LPIPS(nn.Module):
         self.lins = [self.param(f"lin{i}", nn.initializers.ones, (self.widths[e],))
                      for i, e in enumerate(ends)]
 
-    def __call__(self, x0: jnp.ndarray, x1: jnp.ndarray) -> jnp.ndarray:
+    def embed(self, x: jnp.ndarray) -> list[jnp.ndarray]:
+        """The unit-normalised features of each layer: compute a fixed image's once."""
         shift, scale = jnp.asarray(LPIPS_SHIFT), jnp.asarray(LPIPS_SCALE)
-        features, _ = self.vgg((jnp.concatenate([x0, x1]) - shift) / scale)
+        return [normalize_channels(f) for f in self.vgg((x - shift) / scale)[0]]
+
+    def compare(self, e0: list[jnp.ndarray], e1: list[jnp.ndarray]) -> jnp.ndarray:
+        """The distance [N] between two batches of `embed`dings."""
         total = 0.0
-        for f, lin in zip(features, self.lins, strict=True):
-            f0, f1 = jnp.split(normalize_channels(f), 2)
+        for f0, f1, lin in zip(e0, e1, self.lins, strict=True):
             total = total + jnp.mean(jnp.square(f0 - f1) @ lin, axis=(1, 2))
         return total
+
+    def __call__(self, x0: jnp.ndarray, x1: jnp.ndarray) -> jnp.ndarray:
+        both = self.embed(jnp.concatenate([x0, x1]))
+        return self.compare(*zip(*(jnp.split(f, 2) for f in both), strict=True))
 
 
 def imagenet_features(vgg: VGG16, params: dict, pixels: jnp.ndarray,
