@@ -69,11 +69,13 @@ def _normalized(noise: jnp.ndarray) -> jnp.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Projection:
     """Per target: `ws` [steps, w_dim] (w after each step; the last is the projection),
-    `distances` [steps] (LPIPS before each step) and the final `noise` (G's noise_consts)."""
+    `distances` [steps] (LPIPS before each step), the final `noise` (G's noise_consts) and
+    `distance`, the LPIPS distance between the target and the projection."""
 
     ws: np.ndarray
     distances: np.ndarray
     noise: dict
+    distance: float
 
 
 class Projector:
@@ -110,17 +112,19 @@ class Projector:
         noise = [jax.random.normal(k, x.shape) for k, x in
                  zip(jax.random.split(noise_key, len(leaves)), leaves, strict=True)]
 
-        def loss(params, step):
-            w, noise = params
-            w_noise = jax.random.normal(jax.random.fold_in(step_key, step), w.shape)
-            ws = jnp.broadcast_to(w + w_noise * schedule.w_noise_scale(step, self.w_std),
-                                  (1, G.num_ws, G.w_dim))
+        def distance(w, noise):
             synth_variables = dict(variables)
             if leaves:
                 synth_variables["noise_consts"] = jax.tree_util.tree_unflatten(tree, noise)
+            ws = jnp.broadcast_to(w, (1, G.num_ws, G.w_dim))
             images = G.apply(synth_variables, ws, "const", method=G.synthesize)
-            dist = lpips(LPIPS.compare, target_embedding,
+            return lpips(LPIPS.compare, target_embedding,
                          lpips(LPIPS.embed, prepare_images(images, crop=False)))[0]
+
+        def loss(params, step):
+            w, noise = params
+            w_noise = jax.random.normal(jax.random.fold_in(step_key, step), w.shape)
+            dist = distance(w + w_noise * schedule.w_noise_scale(step, self.w_std), noise)
             return dist + schedule.regularize_noise_weight * noise_regularization(noise), dist
 
         adam = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
@@ -136,16 +140,17 @@ class Projector:
         params = (self.w_avg, noise)
         (params, _), (ws, dists) = jax.lax.scan(step, (params, adam.init(params)),
                                                 jnp.arange(schedule.num_steps))
-        return ws, dists, params[1]
+        return ws, dists, params[1], distance(*params)
 
     def __call__(self, targets: np.ndarray) -> list[Projection]:
         """The projections of a batch of targets, each with its own noise draws."""
         keys = jax.random.split(self._key, len(targets))
-        ws, dists, noise = self._project(self.variables, self.lpips_params,
-                                         jnp.asarray(targets, jnp.float32), keys)
+        ws, dists, noise, final = self._project(self.variables, self.lpips_params,
+                                                jnp.asarray(targets, jnp.float32), keys)
         _, tree = jax.tree_util.tree_flatten(self.variables.get("noise_consts", {}))
         return [Projection(np.asarray(ws[i]), np.asarray(dists[i]),
-                           jax.tree_util.tree_unflatten(tree, [np.asarray(n[i]) for n in noise]))
+                           jax.tree_util.tree_unflatten(tree, [np.asarray(n[i]) for n in noise]),
+                           float(final[i]))
                 for i in range(len(targets))]
 
     def render(self, projection: Projection, steps: np.ndarray | None = None) -> np.ndarray:
@@ -159,3 +164,29 @@ class Projector:
                               (len(steps), self.G.num_ws, self.G.w_dim))
         return np.asarray(self._synthesize(variables, ws))
 
+
+
+def best_threshold(generated: np.ndarray, real: np.ndarray) -> tuple[float, float]:
+    """(threshold, accuracy): the LPIPS distance that best tells the network's own images
+    (projected at most that far) from real ones (farther), and its accuracy on these two sets;
+    the midpoint between neighbouring distances, the lowest of equally good ones."""
+    generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
+    values = np.unique(np.concatenate([generated, real]))
+    candidates = np.concatenate([[values[0] - 1e-12], (values[1:] + values[:-1]) / 2,
+                                 [values[-1]]])
+    correct = [np.sum(generated <= c) + np.sum(real > c) for c in candidates]
+    best = int(np.argmax(correct))
+    return float(candidates[best]), correct[best] / (len(generated) + len(real))
+
+
+def attribution(distance: float, generated: np.ndarray, real: np.ndarray) -> dict:
+    """Where a target's projection distance falls against the calibration distances of the
+    network's own images and of real ones, and the verdict of the best threshold."""
+    threshold, accuracy = best_threshold(generated, real)
+    made = distance <= threshold
+    return {"lpips": distance,
+            "verdict": f"{'likely' if made else 'unlikely'} made by this network",
+            "threshold": threshold, "calibration_accuracy": accuracy,
+            "generated_at_least_as_far": float(np.mean(np.asarray(generated) >= distance)),
+            "real_at_most_as_far": float(np.mean(np.asarray(real) <= distance)),
+            "generated_median": float(np.median(generated)), "real_median": float(np.median(real))}

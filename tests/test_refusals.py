@@ -121,6 +121,8 @@ REFUSALS = [
      "--target {a_file} is not a readable image"),
     (["-m", "stylejax.project", "--network", TINY, "--target", "{root}/a.png,{root}/b/a.png",
       "--outdir", "{out}"], 2, "two --target files have the same name"),
+    (["-m", "stylejax.project", "--network", TINY, "--target", "{root}/face.png", "--outdir", "{out}",
+      "--attribute"], 2, "--attribute calibrates with real images: name them with --dataset"),
 ]
 
 

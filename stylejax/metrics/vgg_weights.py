@@ -22,9 +22,9 @@ VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 LPIPS_URL = ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/"
              "vgg.pth")
 VGG16_HOW = (f"download torchvision's VGG16 {VGG16_URL} and give its path with "
-             "--config.vgg16_path (training) or --vgg16 (stylejax.evaluate)")
+             "--config.vgg16_path (training) or --vgg16 (stylejax.evaluate, stylejax.project)")
 LPIPS_HOW = (f"download the LPIPS v0.1 VGG heads {LPIPS_URL} and give its path with "
-             "--config.lpips_path (training) or --lpips (stylejax.evaluate)")
+             "--config.lpips_path (training) or --lpips (stylejax.evaluate, stylejax.project)")
 
 
 def _read(path: str | None, what: str, how: str) -> tuple[dict[str, np.ndarray], str]:
