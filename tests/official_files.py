@@ -159,15 +159,17 @@ def tf_network(name: str, static_kwargs: dict, variables: dict[str, np.ndarray],
     return Call(Global("dnnlib.tflib.network", "Network"), state=state)
 
 
-def _state_dict_pickle(tensors: dict[str, np.ndarray], keys: dict[int, str], protocol: int):
-    """The pickle torch.save writes for a state dict, each tensor's storage by persistent id."""
+def _state_dict_pickle(tensors: dict[str, np.ndarray], keys: dict[int, str], protocol: int,
+                       legacy: bool):
+    """The pickle torch.save writes for a state dict, each tensor's storage by persistent id
+    (the legacy format's ids end with a view record, always None)."""
     flats = {}
 
     class Pickler(_Assembler):
         def persistent_id(self, obj):
             if id(obj) in keys:
                 return ("storage", Global("torch", STORAGE_CLASS[obj.dtype]), keys[id(obj)], "cpu",
-                        obj.size)
+                        obj.size) + ((None,) if legacy else ())
             return None
 
     items = {}
@@ -195,7 +197,7 @@ def write_state_dict(path, tensors: dict[str, np.ndarray], zip_format: bool = Tr
     import zipfile
 
     keys: dict[int, str] = {}
-    data, flats = _state_dict_pickle(tensors, keys, protocol=2)
+    data, flats = _state_dict_pickle(tensors, keys, protocol=2, legacy=not zip_format)
     if zip_format:
         with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
             archive.writestr("archive/data.pkl", data)
