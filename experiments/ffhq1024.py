@@ -4,4 +4,6 @@ from stylejax.configs import official_config
 
 
 def get_config():
-    return official_config("stylegan2", dataset="ffhq1024", resolution=1024, total_kimg=25000, xflip=True)
+    config = official_config("stylegan2", dataset="ffhq1024", resolution=1024, total_kimg=25000, xflip=True)
+    config.ppl_crop = True  # PPL on the face, as the official ppl_wend
+    return config

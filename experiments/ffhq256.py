@@ -4,4 +4,6 @@ from stylejax.configs import official_config
 
 
 def get_config():
-    return official_config("paper256", dataset="ffhq256", resolution=256, total_kimg=25000, xflip=True)
+    config = official_config("paper256", dataset="ffhq256", resolution=256, total_kimg=25000, xflip=True)
+    config.ppl_crop = True  # PPL on the face, as the official ppl_wend
+    return config

@@ -51,9 +51,11 @@ def base_config() -> ml_collections.ConfigDict:
     # steps are moved to WORKDIR/checkpoints_set_aside, never deleted.
     config.restore_step = ml_collections.FieldReference(None, field_type=int)
     config.eval_every_steps = 0  # 0: no periodic evaluation
-    # Metrics (stylejax.metrics): 'fid' / 'kid' (FID Inception-v3, needs inception_path) and
-    # 'fid_digits' / 'kid_digits' (offline, digits datasets); the first one picks the best
-    # checkpoint (lower is better).
+    # Metrics (stylejax.metrics): 'fid' / 'kid' (FID Inception-v3, needs inception_path),
+    # 'fid_digits' / 'kid_digits' (offline, digits datasets), 'precision' / 'recall' (VGG16
+    # fc2, needs vgg16_path) and the path lengths 'ppl_wend' / 'ppl_zfull' (LPIPS, needs
+    # vgg16_path and lpips_path); the first one picks the best checkpoint (lower is better, so
+    # not precision or recall).
     config.metrics = ()
     config.metrics_num_samples = 50000  # generated images per evaluation (FID50k)
     config.metrics_batch_size = 64  # global; rounded up to a multiple of the device count
@@ -61,6 +63,11 @@ def base_config() -> ml_collections.ConfigDict:
     # inception-2015-12-05.tgz (or the classify_image_graph_def.pb in it), from
     # http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz
     config.inception_path = ml_collections.FieldReference(None, field_type=str)
+    # torchvision's vgg16-397923af.pth, from https://download.pytorch.org/models/
+    config.vgg16_path = ml_collections.FieldReference(None, field_type=str)
+    # the LPIPS v0.1 heads vgg.pth, from github.com/richzhang/PerceptualSimilarity lpips/weights/v0.1
+    config.lpips_path = ml_collections.FieldReference(None, field_type=str)
+    config.ppl_crop = False  # PPL on the official centre face crop (FFHQ-like data) or whole images
     # Dataset statistics and the digits classifier; None: $STYLEJAX_CACHE_DIR or ~/.cache/stylejax
     config.metrics_cache_dir = ml_collections.FieldReference(None, field_type=str)
     config.sample_grid = (8, 8)  # fixed-seed sample grid, columns x rows

@@ -1,4 +1,5 @@
-"""Score a trained run, an official network file, or any folder of images, with FID / KID.
+"""Score a trained run, an official network file, or any folder of images: FID / KID,
+precision / recall, perceptual path length.
 
     python -m stylejax.evaluate --workdir DIR [--metrics fid_digits,kid_digits]
         [--step N | --step best | --all_steps] [--num_samples N]
@@ -6,6 +7,8 @@
         --inception inception-2015-12-05.tgz] [--num_samples N]
     python -m stylejax.evaluate --images FOLDER_OR_ZIP [--dataset digits] [--split train]
         [--metrics fid,kid --inception inception-2015-12-05.tgz]
+    python -m stylejax.evaluate --workdir DIR --metrics ppl_wend,precision,recall
+        --vgg16 vgg16-397923af.pth --lpips vgg.pth
 
 With --workdir, G_ema of the latest checkpoint (or --step N, or the best checkpoint by the run's
 first metric with --step best, or every checkpoint with --all_steps) generates the run's
@@ -48,7 +51,8 @@ flags.DEFINE_string("images", None, "a folder (or .zip) of images to score again
 flags.mark_flags_as_mutual_exclusive(["workdir", "network", "images"], required=True,
                                      flag_values=FLAGS)
 flags.DEFINE_string("metrics", None, "comma-separated: fid, kid (Inception), fid_digits, kid_digits "
-                                     "(digits datasets)", flag_values=FLAGS)
+                                     "(digits datasets), precision, recall (VGG16), ppl_wend, "
+                                     "ppl_zfull (LPIPS)", flag_values=FLAGS)
 flags.DEFINE_string("step", None, "the checkpoint step, or best: the best by the run's first metric "
                                   "(default: the latest)", flag_values=FLAGS)
 flags.DEFINE_bool("all_steps", False, "every checkpoint of the run", flag_values=FLAGS)
@@ -60,6 +64,10 @@ flags.DEFINE_string("data_dir", None, "where datasets live (default: the run's d
                                       "$STYLEJAX_DATA_DIR ...)", flag_values=FLAGS)
 flags.DEFINE_string("inception", None, "inception-2015-12-05.tgz or its classify_image_graph_def.pb, "
                                        "for fid / kid", flag_values=FLAGS)
+flags.DEFINE_string("vgg16", None, "torchvision's vgg16-397923af.pth, for precision, recall and the "
+                                   "path lengths", flag_values=FLAGS)
+flags.DEFINE_string("lpips", None, "the LPIPS v0.1 heads vgg.pth, for ppl_wend and ppl_zfull",
+                    flag_values=FLAGS)
 flags.DEFINE_integer("num_samples", None, "generated images per checkpoint (default: the run's "
                                           "config.metrics_num_samples)", lower_bound=1,
                      flag_values=FLAGS)
@@ -79,6 +87,7 @@ def _config(args: flags.FlagValues, config: ml_collections.ConfigDict,
         values["metrics"] = "fid_digits,kid_digits" if digits_name(dataset) else "fid,kid"
     for key, value in (("metrics_split", args.split), ("data_dir", args.data_dir),
                        ("inception_path", args.inception),
+                       ("vgg16_path", args.vgg16), ("lpips_path", args.lpips),
                        ("metrics_num_samples", args.num_samples),
                        ("metrics_batch_size", args.batch_size),
                        ("metrics_cache_dir", args.cache_dir)):

@@ -157,3 +157,62 @@ def tf_network(name: str, static_kwargs: dict, variables: dict[str, np.ndarray],
                  build_func_name=f"training.networks_stylegan2.{name}",
                  variables=[(k, tf_array(v)) for k, v in variables.items()])
     return Call(Global("dnnlib.tflib.network", "Network"), state=state)
+
+
+def _state_dict_pickle(tensors: dict[str, np.ndarray], keys: dict[int, str], protocol: int,
+                       legacy: bool):
+    """The pickle torch.save writes for a state dict, each tensor's storage by persistent id
+    (the legacy format's ids end with a view record, always None)."""
+    flats = {}
+
+    class Pickler(_Assembler):
+        def persistent_id(self, obj):
+            if id(obj) in keys:
+                return ("storage", Global("torch", STORAGE_CLASS[obj.dtype]), keys[id(obj)], "cpu",
+                        obj.size) + ((None,) if legacy else ())
+            return None
+
+    items = {}
+    for name, array in tensors.items():
+        # a view of a contiguous array (a transpose, a slice) is written as torch would: its
+        # base's storage with an offset and strides
+        if array.base is None or not array.base.flags.c_contiguous:
+            array = np.ascontiguousarray(array).copy()  # owns its data: its own storage
+        base = array if array.base is None else array.base
+        flat = flats.setdefault(id(base), base.reshape(-1))
+        keys[id(flat)] = keys.get(id(flat), str(len(keys)))
+        offset = array.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        stride = tuple(s // array.itemsize for s in array.strides)
+        items[name] = Call(Global("torch._utils", "_rebuild_tensor_v2"),
+                           (flat, offset // array.itemsize, array.shape, stride, False,
+                            Call(Global("collections", "OrderedDict"))))
+    f = io.BytesIO()
+    Pickler(f, protocol).dump(Call(Global("collections", "OrderedDict"), items=items))
+    return f.getvalue(), flats
+
+
+def write_state_dict(path, tensors: dict[str, np.ndarray], zip_format: bool = True) -> None:
+    """torch.save(state_dict) as torch >= 1.6 writes it (zip: archive/data.pkl, archive/data/N,
+    version) or as older torch did (the legacy stream of pickles, storages at the end)."""
+    import zipfile
+
+    keys: dict[int, str] = {}
+    data, flats = _state_dict_pickle(tensors, keys, protocol=2, legacy=not zip_format)
+    if zip_format:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("archive/data.pkl", data)
+            archive.writestr("archive/byteorder", "little")
+            for flat in flats.values():
+                archive.writestr(f"archive/data/{keys[id(flat)]}", flat.astype(
+                    flat.dtype.newbyteorder("<")).tobytes())
+            archive.writestr("archive/version", "3\n")
+        return
+    with open(path, "wb") as f:
+        for part in (LEGACY_MAGIC, 1001, dict(protocol_version=1001, little_endian=True,
+                                              type_sizes=dict(short=2, int=4, long=4))):
+            f.write(dumps(part, protocol=2))
+        f.write(data)
+        f.write(dumps([keys[id(flat)] for flat in flats.values()], protocol=2))
+        for flat in flats.values():
+            f.write(struct.pack("<q", flat.size))
+            f.write(flat.astype(flat.dtype.newbyteorder("<")).tobytes())

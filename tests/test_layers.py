@@ -14,10 +14,10 @@ LAYERS = [
     ("data", ["stylejax.data"]),
     ("train", ["stylejax.losses", "stylejax.train"]),
     ("outputs", ["stylejax.checkpoints", "stylejax.metrics", "stylejax.sampling", "stylejax.figures",
-                 "stylejax.video"]),
+                 "stylejax.video", "stylejax.projection"]),
     ("run", ["stylejax.train.loop", "stylejax.train.evaluation"]),
     ("cli", ["stylejax.main", "stylejax.sample", "stylejax.explore", "stylejax.evaluate", "stylejax.sweep",
-             "stylejax.sweeps"]),
+             "stylejax.sweeps", "stylejax.project"]),
 ]
 
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
-from stylejax import evaluate, explore, sample
+from stylejax import evaluate, explore, project, sample
 from tests import official_files as of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +29,7 @@ def files(tmp_path_factory):
     (root / "no_get_config.py").write_text("from stylejax.configs import base_config\n\n\n"
                                            "def other():\n    return base_config()\n")
     (root / "a_file").write_text("not a directory\n")
+    Image.new("RGB", (8, 8)).save(root / "face.png")
     of.write(root / "evil.pkl", dict(G_ema=of.Call(of.Global("os", "system"), (f"touch {root}/pwned",))))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -107,6 +109,20 @@ REFUSALS = [
      "cannot serve on no.such.host.invalid:8000"),
     (["-m", "stylejax.evaluate", "--images", "{root}/missing"], 2,
      "--images {root}/missing does not exist"),
+    (["-m", "stylejax.evaluate", "--network", TINY, "--metrics", "ppl_wend", "--vgg16",
+      "{root}/vgg16.pth"], 2,
+     "VGG16 weights file {root}/vgg16.pth does not exist: download torchvision's VGG16 "
+     "https://download.pytorch.org/models/vgg16-397923af.pth"),
+    (["-m", "stylejax.evaluate", "--network", TINY, "--metrics", "ppl_wend", "--vgg16", "{a_file}"], 2,
+     "{a_file} is not a readable torch.save file"),
+    (["-m", "stylejax.project", "--network", TINY, "--target", "{root}/face.png", "--outdir", "{out}",
+      "--vgg16", "{root}/vgg16.pth"], 2, "VGG16 weights file {root}/vgg16.pth does not exist"),
+    (["-m", "stylejax.project", "--network", TINY, "--target", "{a_file}", "--outdir", "{out}"], 2,
+     "--target {a_file} is not a readable image"),
+    (["-m", "stylejax.project", "--network", TINY, "--target", "{root}/a.png,{root}/b/a.png",
+      "--outdir", "{out}"], 2, "two --target files have the same name"),
+    (["-m", "stylejax.project", "--network", TINY, "--target", "{root}/face.png", "--outdir", "{out}",
+      "--attribute"], 2, "--attribute calibrates with real images: name them with --dataset"),
 ]
 
 
@@ -118,7 +134,7 @@ def run_cli(args: list[str], capsys) -> tuple[int, str]:
                                 timeout=300, cwd=REPO)
         return result.returncode, result.stderr
     status = {"stylejax.sample": sample.main, "stylejax.evaluate": evaluate.main,
-              "stylejax.explore": explore.main}[module](argv)
+              "stylejax.explore": explore.main, "stylejax.project": project.main}[module](argv)
     return status, capsys.readouterr().err
 
 

@@ -28,9 +28,14 @@ log = logging.getLogger(__name__)
 def chosen_metric(config: ml_collections.ConfigDict) -> str | None:
     """The metric the best checkpoint is chosen by: the first of config.metrics (lower is
     better: every metric is a distance). None when the config evaluates nothing."""
-    from stylejax.metrics.extractors import parse_metrics  # not at import: sampling needs none of it
+    from stylejax.metrics.errors import MetricsError  # not at import: sampling needs none of it
+    from stylejax.metrics.extractors import HIGHER_IS_BETTER, parse_metrics
 
     names = parse_metrics(config.metrics)
+    if names and names[0] in HIGHER_IS_BETTER:
+        raise MetricsError(f"config.metrics starts with {names[0]}, but the first metric picks the "
+                           f"best checkpoint by the lowest value; list a distance first, e.g. "
+                           f"--config.metrics=fid,{','.join(names)}")
     return names[0] if names else None
 
 

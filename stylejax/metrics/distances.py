@@ -5,9 +5,12 @@ accumulates their mean and covariance in float64 on the host as they stream by; 
 vectors themselves only when KID needs them. FID = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
 (Heusel et al. 2017); KID is the unbiased MMD^2 with the cubic polynomial kernel
 k(x, y) = (x.y / d + 1)^3, averaged over random subsets (Binkowski et al. 2018), with the
-official defaults of 100 subsets of at most 1000 vectors.
+official defaults of 100 subsets of at most 1000 vectors. Precision and recall compare the
+sets' k-nearest-neighbour manifolds (Kynkaanniemi et al. 2019).
 """
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from stylejax.files import write_atomically
@@ -152,3 +155,62 @@ def _kernel_sum(a: np.ndarray, b: np.ndarray, diagonal: bool = True) -> float:
     cube = k * k
     cube *= k
     return float(cube.sum() - (0 if diagonal else np.trace(cube)))
+
+
+@jax.jit
+def _squared_distances(rows: jnp.ndarray, cols: jnp.ndarray) -> jnp.ndarray:
+    """|r - c|^2 of every row and column vector, float32, never below 0."""
+    dots = rows @ cols.T
+    return jnp.maximum(jnp.sum(rows * rows, 1)[:, None] + jnp.sum(cols * cols, 1)[None] - 2 * dots,
+                       0)
+
+
+def _blocks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _kth_neighbour_radii(manifold: np.ndarray, k: int, row_batch: int, col_batch: int) -> np.ndarray:
+    """Squared distance from each manifold vector to its k-th nearest other one (the k+1-th
+    smallest, itself included), as the official estimator's kthvalue(k + 1)."""
+    radii = []
+    for rows in _blocks(len(manifold), row_batch):
+        smallest = None  # the k + 1 smallest squared distances so far, per row
+        for cols in _blocks(len(manifold), col_batch):
+            d = _squared_distances(manifold[rows], manifold[cols])
+            if smallest is not None:
+                d = jnp.concatenate([smallest, d], axis=1)
+            smallest = -jax.lax.top_k(-d, min(k + 1, d.shape[1]))[0]
+        if smallest.shape[1] < k + 1:
+            raise ValueError(f"a manifold of {len(manifold)} vectors has no {k}-th neighbours")
+        radii.append(np.asarray(smallest[:, k]))
+    return np.concatenate(radii)
+
+
+def _inside(probes: np.ndarray, manifold: np.ndarray, radii: np.ndarray, row_batch: int,
+            col_batch: int) -> np.ndarray:
+    """Whether each probe lies within some manifold vector's k-NN ball."""
+    inside = []
+    for rows in _blocks(len(probes), row_batch):
+        hit = np.zeros(rows.stop - rows.start, bool)
+        for cols in _blocks(len(manifold), col_batch):
+            d = _squared_distances(probes[rows], manifold[cols])
+            hit |= np.asarray(jnp.any(d <= jnp.asarray(radii[cols])[None], axis=1))
+        inside.append(hit)
+    return np.concatenate(inside)
+
+
+def precision_recall(real: np.ndarray, generated: np.ndarray, k: int = 3,
+                     row_batch: int = 1024, col_batch: int = 8192) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019): the fraction of generated
+    vectors within the k-NN balls of the real ones, and of real vectors within those of the
+    generated ones; distances in float32 blocks of row_batch x col_batch (the result does not
+    depend on them)."""
+    real, generated = np.asarray(real, np.float32), np.asarray(generated, np.float32)
+    if real.ndim != 2 or generated.ndim != 2 or real.shape[1] != generated.shape[1]:
+        raise ValueError(f"need two feature sets [n, d] of the same d, got {real.shape}, "
+                         f"{generated.shape}")
+    results = []
+    for manifold, probes in ((real, generated), (generated, real)):
+        radii = _kth_neighbour_radii(manifold, k, row_batch, col_batch)
+        results.append(float(_inside(probes, manifold, radii, row_batch, col_batch).mean()))
+    return results[0], results[1]

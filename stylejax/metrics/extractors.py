@@ -1,10 +1,12 @@
 """Feature networks by name, and the metric names built on them.
 
-A metric is a distance ('fid' or 'kid') on the features of one network: 'fid' / 'kid' use the
-FID Inception-v3 (weights file required), 'fid_digits' / 'kid_digits' the digits classifier
-(offline, digits datasets only). Every network sees images as the official code feeds them: the
-generator's [-1, 1] floats turned into 8-bit pixel values first, exactly as a saved PNG would
-have them, so generated and real images are compared on the same footing.
+A metric compares the features of one network: 'fid' / 'kid' use the FID Inception-v3 (weights
+file required), 'fid_digits' / 'kid_digits' the digits classifier (offline, digits datasets
+only), 'precision' / 'recall' torchvision's VGG16 fc2 (weights file required). The path lengths
+'ppl_wend' / 'ppl_zfull' measure generated images alone, with LPIPS (`path_length`). Every
+network sees images as the official code feeds them: the generator's [-1, 1] floats turned into
+8-bit pixel values first, exactly as a saved PNG would have them, so generated and real images
+are compared on the same footing.
 """
 
 import dataclasses
@@ -22,7 +24,12 @@ METRICS = {
     "kid": ("inception", "kid"),
     "fid_digits": ("digits", "fid"),
     "kid_digits": ("digits", "kid"),
+    "precision": ("vgg16", "precision"),
+    "recall": ("vgg16", "recall"),
+    "ppl_wend": ("lpips", "ppl_wend"),
+    "ppl_zfull": ("lpips", "ppl_zfull"),
 }
+HIGHER_IS_BETTER = ("precision", "recall")  # every other metric is a distance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +78,19 @@ def inception_extractor(path: str | None) -> FeatureExtractor:
         return model.apply({"params": p}, pixels)
 
     return FeatureExtractor("inception", FEATURE_DIM, params, apply, f"inception-{fingerprint}")
+
+
+def vgg16_extractor(path: str | None) -> FeatureExtractor:
+    """torchvision's VGG16 fc2 features (the precision / recall space) with the weights of the
+    file at `path` (vgg16-397923af.pth)."""
+    from stylejax.metrics.vgg import VGG16, imagenet_features
+    from stylejax.metrics.vgg_weights import load_vgg16
+
+    params, widths, fc_width, fingerprint = load_vgg16(path)
+    vgg = VGG16(widths, fc_width)
+    return FeatureExtractor("vgg16", fc_width, params,
+                            lambda p, pixels: imagenet_features(vgg, p, pixels),
+                            f"vgg16-{fingerprint}")
 
 
 def digits_extractor(dataset: str, data_dir: str | None, cache_dir: str,

@@ -5,7 +5,7 @@ stored in the file (stylegan2-ada-pytorch's `torch_utils.persistence`) or need t
 release's `dnnlib.tflib`. Here every global the file may name is on an allow-list and maps to a
 function of ours that builds plain data: dicts, numpy arrays, `PersistentObject` and `TFNetwork`
 records. The stored source is kept as an opaque string and never executed, imported or evaluated.
-Tensors are parsed from torch's legacy `torch.save` byte format without torch.
+Tensors are parsed from torch's legacy `torch.save` byte format without torch (`torch_save`).
 """
 
 import collections
@@ -17,15 +17,8 @@ import struct
 import numpy as np
 
 from stylejax.errors import NetworkFileError
+from stylejax.official.torch_save import read_legacy, tensor_view
 
-# torch's legacy storage classes and the numpy dtypes of their raw little-endian bytes.
-STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-}
-LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.save's legacy (non-zip) format
 NUMERIC_KINDS = "biufc"
 
 
@@ -93,19 +86,7 @@ def _numpy_reconstruct(cls, shape, typecode):
 
 def _rebuild_tensor(storage, offset, size, stride, *_):
     """torch._utils._rebuild_tensor_v2: a strided view of a storage, bounds-checked, copied."""
-    if not isinstance(storage, np.ndarray) or storage.ndim != 1:
-        raise NetworkFileError("a tensor whose storage is not a torch storage")
-    size, stride = tuple(size), tuple(stride)
-    if len(size) != len(stride) or min(size + stride + (offset,), default=0) < 0:
-        raise NetworkFileError(f"a tensor of size {size}, stride {stride}, offset {offset}")
-    if 0 not in size:
-        last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
-        if last >= storage.size:
-            raise NetworkFileError(f"a tensor of size {size} reads past its storage of "
-                                   f"{storage.size} elements (the file is damaged)")
-    view = np.lib.stride_tricks.as_strided(storage[offset:], size,
-                                           tuple(s * storage.itemsize for s in stride))
-    return np.array(view)
+    return np.array(tensor_view(storage, offset, size, stride))
 
 
 def _rebuild_parameter(data, *_):
@@ -113,57 +94,14 @@ def _rebuild_parameter(data, *_):
     return data
 
 
-@dataclasses.dataclass
-class _StorageRef:
-    dtype: object
-    key: str
-    numel: int
-
-
-class _StorageUnpickler(pickle.Unpickler):
-    """The inner pickles of a legacy torch.save stream: only storage classes and the storage's
-    persistent id."""
-
-    def find_class(self, module, name):
-        if module == "torch" and name in STORAGE_DTYPES:
-            return name
-        raise NetworkFileError(f"refused: a tensor storage names the global {module}.{name}")
-
-    def persistent_load(self, pid):
-        # ('storage', class, key, location, numel[, view metadata, None since torch 0.4])
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-                and pid[1] in STORAGE_DTYPES and isinstance(pid[4], int) and pid[4] >= 0
-                and pid[5:] in ((), (None,))):
-            raise NetworkFileError(f"a tensor storage with persistent id {pid!r}")
-        return _StorageRef(STORAGE_DTYPES[pid[1]], str(pid[2]), pid[4])
-
-
 def _load_storage(data):
-    """torch.storage._load_from_bytes: magic, protocol, system info, the storage record, its key
-    list, then per key an int64 element count and the raw little-endian bytes."""
+    """torch.storage._load_from_bytes: a legacy torch.save stream of one storage."""
     if not isinstance(data, bytes):
         raise NetworkFileError("a tensor storage that is not a byte string")
-    stream = io.BytesIO(data)
-    load = lambda: _StorageUnpickler(stream).load()  # noqa: E731
-    if load() != LEGACY_MAGIC:
-        raise NetworkFileError("a tensor storage in a torch format other than the legacy one")
-    load()  # protocol version
-    info = load()
-    if not isinstance(info, dict) or not info.get("little_endian", True):
-        raise NetworkFileError("a big-endian tensor storage")
-    ref = load()
-    keys = load()
-    if not isinstance(ref, _StorageRef) or keys != [ref.key]:
-        raise NetworkFileError("a tensor storage record that holds more than one storage")
-    (numel,) = struct.unpack("<q", stream.read(8))
-    dtype = np.dtype(np.uint16 if ref.dtype == "bfloat16" else ref.dtype)
-    raw = stream.read(numel * dtype.itemsize)
-    if numel != ref.numel or len(raw) != numel * dtype.itemsize:
-        raise NetworkFileError("a tensor storage shorter than it says (the file is truncated)")
-    array = np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype.newbyteorder("="))
-    if ref.dtype == "bfloat16":
-        array = (array.astype(np.uint32) << 16).view(np.float32)
-    return array
+    storage = read_legacy(io.BytesIO(data))
+    if not isinstance(storage, np.ndarray) or storage.ndim != 1:
+        raise NetworkFileError("a tensor storage record that holds something else than a storage")
+    return storage
 
 
 ALLOWED_GLOBALS = {
