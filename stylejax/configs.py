@@ -16,6 +16,9 @@ def model_config() -> ml_collections.ConfigDict:
     model.dtype = "float32"  # compute dtype; "bfloat16" keeps float32 params
     model.mbstd_group_size = 4
     model.mbstd_num_channels = 1
+    # "stylegan2", or "stylegan1": StyleGAN (2018)'s AdaIN G and its D (stylejax/models/stylegan1.py),
+    # which ignore g_architecture, d_architecture, modconv and conv_clamp.
+    model.generation = "stylegan2"
     model.g_architecture = "skip"  # or "orig" / "resnet", as the official G
     model.d_architecture = "resnet"  # or "orig" (no residual skips, as official cifar) / "skip"
     # The stride-1 convolution: "reference" (lax's), "tuned" (stylejax/ops/cpu_conv.py, for XLA
