@@ -165,3 +165,34 @@ def official_config(spec: str, *, dataset: str, resolution: int, total_kimg: int
         config.loss.style_mixing_prob = 0.0
         config.model.d_architecture = "orig"
     return config
+
+
+# The official StyleGAN (2018) schedule's learning rate at each final resolution (train.py,
+# 8 GPUs); the minibatch there is 32 from 128x128 up.
+STYLEGAN1_LR = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
+
+
+def stylegan1_config(*, dataset: str, resolution: int, total_kimg: int,
+                     xflip: bool) -> ml_collections.ConfigDict:
+    """A preset of the paper's StyleGAN training (NVlabs/stylegan train.py) at its final
+    resolution: non-saturating logistic loss with R1 gamma 10, no path-length regularisation,
+    style mixing 0.9, Adam (0, 0.99), G_ema half-life 10 kimg, fmap_base 8192, no augmentation.
+    R1 is lazy (every loss.d_reg_interval steps) as in stylejax's StyleGAN2; the official
+    StyleGAN computes it every step."""
+    config = base_config()
+    config.dataset = dataset
+    config.resolution = resolution
+    config.xflip = xflip
+    config.batch_size = 32
+    config.num_train_steps = total_kimg * 1000 // config.batch_size
+    config.log_every_steps = 100
+    config.sample_every_steps = 2000
+    config.checkpoint_every_steps = 2000
+    config.eval_every_steps = 10000
+    config.model.generation = "stylegan1"
+    config.model.channel_base = 16384
+    config.optim.g_lr = config.optim.d_lr = STYLEGAN1_LR.get(resolution, 0.001)
+    config.loss.r1_gamma = 10.0
+    config.loss.pl_weight = 0.0
+    config.ema_kimg = 10.0
+    return config
