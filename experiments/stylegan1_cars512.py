@@ -1,5 +1,5 @@
-"""LSUN Car at 512x384, StyleGAN (2018) as the paper's run (25M images, R1 gamma 10), at 512x512
-from the start: progressive growing is not in stylejax yet.
+"""LSUN Car at 512x384, StyleGAN (2018) as the paper's run (25M images, R1 gamma 10), growing
+progressively from 8x8 (stylejax.configs.stylegan1_config).
 
 As the official code, the generator makes 512x512 images: prepare the 512x384 cars padded to a
 square (`--crop pad`: black bars of 64 rows above and below), and crop rows 64-447 of a generated

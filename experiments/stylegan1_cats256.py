@@ -1,5 +1,5 @@
 """LSUN Cat at 256x256, StyleGAN (2018) as the paper's run (the official train.py's 'cat', 25M
-images, R1 gamma 10), at 256x256 from the start: progressive growing is not in stylejax yet."""
+images, R1 gamma 10), growing progressively from 8x8 (stylejax.configs.stylegan1_config)."""
 
 from stylejax.configs import stylegan1_config
 

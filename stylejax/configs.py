@@ -103,6 +103,13 @@ def base_config() -> ml_collections.ConfigDict:
     # Train on the first this many images of the dataset (the official --max-size); 0: all.
     config.max_images = 0
 
+    # Progressive growing (model.generation 'stylegan1' only; stylejax/train/progressive.py): start
+    # at initial_resolution, train each resolution for training_kimg thousand images and fade the
+    # next in over transition_kimg, as the official StyleGAN schedule. Batch and learning rate stay
+    # as set (the official schedule also changes them per resolution).
+    config.progressive = ml_collections.ConfigDict(dict(
+        enabled=False, initial_resolution=8, training_kimg=600.0, transition_kimg=600.0))
+
     config.ema_kimg = 10.0  # G_ema half-life in thousands of images
     config.ema_rampup = ml_collections.FieldReference(None, field_type=float)  # e.g. 0.05
     config.auto = False  # derive batch, gamma, ema, ... from resolution and device count
@@ -167,16 +174,18 @@ def official_config(spec: str, *, dataset: str, resolution: int, total_kimg: int
     return config
 
 
-# The official StyleGAN (2018) schedule's learning rate at each final resolution (train.py,
-# 8 GPUs); the minibatch there is 32 from 128x128 up.
+# The official StyleGAN (2018) schedule's learning rate at 128x128 and up (train.py, 8 GPUs);
+# the minibatch there is 32 from 128x128 up.
 STYLEGAN1_LR = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
 
 
 def stylegan1_config(*, dataset: str, resolution: int, total_kimg: int,
                      xflip: bool) -> ml_collections.ConfigDict:
-    """A preset of the paper's StyleGAN training (NVlabs/stylegan train.py) at its final
-    resolution: non-saturating logistic loss with R1 gamma 10, no path-length regularisation,
-    style mixing 0.9, Adam (0, 0.99), G_ema half-life 10 kimg, fmap_base 8192, no augmentation.
+    """A preset of the paper's StyleGAN training (NVlabs/stylegan train.py): progressive growing
+    from 8x8 (600 kimg per resolution, 600 kimg fades), non-saturating logistic loss with R1
+    gamma 10, no path-length regularisation, style mixing 0.9, Adam (0, 0.99), G_ema half-life
+    10 kimg, fmap_base 8192, no augmentation. Batch 32 and the learning rate of the final
+    resolution throughout (the official schedule uses larger batches and lr 0.001 below 128x128).
     R1 is lazy (every loss.d_reg_interval steps) as in stylejax's StyleGAN2; the official
     StyleGAN computes it every step."""
     config = base_config()
@@ -195,4 +204,5 @@ def stylegan1_config(*, dataset: str, resolution: int, total_kimg: int,
     config.loss.r1_gamma = 10.0
     config.loss.pl_weight = 0.0
     config.ema_kimg = 10.0
+    config.progressive.enabled = True
     return config
