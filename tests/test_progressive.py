@@ -1,6 +1,7 @@
 """Progressive growing: the official schedule of the level of detail, the reals faded to it, and
 a train step in the middle of a fade, resumed from a checkpoint."""
 
+import functools
 import math
 
 import jax
@@ -82,8 +83,9 @@ def test_bad_schedules_are_refused(change, message):
         validate_config(config, 1)
 
 
-def test_a_step_in_the_middle_of_a_fade_resumes_exactly(tmp_path):
-    """4 images a step, 8x8 for 1 step, 16x16 faded in over 2: step 2 is at lod 0.5."""
+@pytest.fixture(scope="module")
+def fading():
+    """4 images a step, 8x8 for 1 step, 16x16 faded in over 2: lod 1, 1, 0.5, 0 at steps 0-3."""
     config = tiny_config()
     config.batch_size = 4
     config.model.generation = "stylegan1"
@@ -91,18 +93,39 @@ def test_a_step_in_the_middle_of_a_fade_resumes_exactly(tmp_path):
     config.progressive.update(enabled=True, initial_resolution=8, training_kimg=0.004,
                               transition_kimg=0.008)
     G, D = build_networks(config, 0, 3)
-    state = save_init_checkpoint(tmp_path, config, step=2, perturb=lambda s: s)
     phases = TrainPhases(*(jax.jit(phase) for phase in make_phases(config, G, D)))
     batch = {k: jnp.asarray(v) for k, v in random_batch(config).items()}
-    after, metrics = run_phases(phases, state, batch, d_reg_phase=True)
+    return config, functools.partial(run_phases, phases, batch=batch, d_reg_phase=True)
+
+
+def test_a_step_in_the_middle_of_a_fade_resumes_exactly(tmp_path, fading):
+    config, step = fading
+    state = save_init_checkpoint(tmp_path, config, step=2, perturb=lambda s: s)
+    after, metrics = step(state)
     assert float(metrics["lod"]) == 0.5
-    resumed, _ = run_phases(phases, restore_state(tmp_path, config), batch, d_reg_phase=True)
+    resumed, _ = step(restore_state(tmp_path, config))
     assert_bitwise_equal(flat_leaves(resumed), flat_leaves(after))
     # at lod 0.5 the 8x8 ToRGB and fromRGB are blended in (and learn); the 4x4 ones are not
     for name in ("g_params", "d_params"):
         before, now = flat_leaves(getattr(state, name)), flat_leaves(getattr(after, name))
         still = {k for k in before if np.array_equal(before[k], now[k])}
         assert still == {k for k in before if "'b4_torgb'" in k or "'b4_fromrgb'" in k}, name
+
+
+def test_adam_starts_afresh_where_a_fade_starts(fading):
+    """As the official reset_opt_for_new_lod: step 2 starts the fade (floor(lod) 1 -> 0), step 1
+    changes nothing (lod 1 -> 1)."""
+    config, step = fading
+    G, D = build_networks(config, 0, 3)
+    fresh = create_train_state(config, G, D, jax.random.key(0))
+    used = fresh.replace(g_opt_state=jax.tree_util.tree_map(lambda x: x + 1, fresh.g_opt_state),
+                         d_opt_state=jax.tree_util.tree_map(lambda x: x + 1, fresh.d_opt_state))
+    for at, same in ((2, True), (1, False)):
+        a, _ = step(fresh.replace(step=jnp.int32(at)))
+        b, _ = step(used.replace(step=jnp.int32(at)))
+        equal = [np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a.g_params),
+                                                      jax.tree_util.tree_leaves(b.g_params), strict=True)]
+        assert all(equal) == same, at  # (Adam's beta1 0: layers without gradient never move)
 
 
 def test_sample_grids_show_the_level_of_detail_being_trained(tmp_path):

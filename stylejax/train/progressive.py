@@ -56,3 +56,11 @@ def fade_reals(x: jnp.ndarray, lod) -> jnp.ndarray:
     branches = [lambda x, t, j=j: _level(x, j) + (_level(x, j + 1) - _level(x, j)) * t
                 for j in range(top - 2)] + [lambda x, t: _level(x, top - 2)]
     return lax.switch(jnp.clip(k.astype(jnp.int32), 0, top - 2), branches, x, t)
+
+
+def lod_changes_level(config: ml_collections.ConfigDict, step) -> jnp.ndarray:
+    """Whether `step` starts or ends a fade: floor or ceil of the lod differs from the step
+    before's. The official training resets both Adam states there (reset_opt_for_new_lod)."""
+    before, now = lod_at(config, step - 1), lod_at(config, step)
+    changed = (jnp.floor(before) != jnp.floor(now)) | (jnp.ceil(before) != jnp.ceil(now))
+    return changed & (jnp.asarray(step) > 0)

@@ -24,7 +24,7 @@ from stylejax.errors import ConfigError
 from stylejax.losses import discriminator_loss, generator_loss, path_length_penalty, path_lengths, r1_penalty
 from stylejax.models import Discriminator, Generator, mix_styles
 from stylejax.train.augment import COLOR, adjust_p, augment_pipe
-from stylejax.train.progressive import fade_reals, growing, lod_at, lod_kwargs
+from stylejax.train.progressive import fade_reals, growing, lod_at, lod_changes_level, lod_kwargs
 from stylejax.train.state import TrainState, optimizers
 
 PyTree = Any
@@ -142,6 +142,13 @@ class StyleGAN2Loss:
         """The level of detail of this step when growing progressively (None: not growing)."""
         return lod_at(self.config, state.step) if self.progressive else None
 
+    def reset_optimizers_at_new_level(self, state: TrainState) -> TrainState:
+        """Both Adam states back to their start where a fade starts or ends, as official."""
+        reset = lod_changes_level(self.config, state.step)
+        fresh = lambda tree: jax.tree_util.tree_map(  # noqa: E731
+            lambda x: jnp.where(reset, jnp.zeros_like(x), x), tree)
+        return state.replace(g_opt_state=fresh(state.g_opt_state), d_opt_state=fresh(state.d_opt_state))
+
     def phase_key(self, state: TrainState, phase: int) -> jax.Array:
         """Everything a phase draws comes from (seed, step, phase): the same on any device count."""
         return jax.random.fold_in(jax.random.fold_in(self.root_key, state.step), phase)
@@ -172,12 +179,17 @@ class StyleGAN2Loss:
         labels = jax.random.randint(c_key, (n,), 0, self.G.c_dim)
         return z, self.rounds.shard(jax.nn.one_hot(labels, self.G.c_dim))
 
-    def mixing(self, key: jax.Array, n: int) -> tuple[jnp.ndarray | None, jnp.ndarray | None]:
+    def mixing(self, key: jax.Array, n: int,
+               state: TrainState) -> tuple[jnp.ndarray | None, jnp.ndarray | None]:
         """(second latents, layer cutoff) of style-mixing regularisation for n fakes; (None, None)
-        when it is off.  With probability 1 - style_mixing_prob the cutoff is past the last layer."""
+        when it is off.  With probability 1 - style_mixing_prob the cutoff is past the last layer.
+        While growing, the layers are those of the resolutions shown (2 per level of detail less),
+        as official."""
         prob, num_ws = self.config.loss.style_mixing_prob, self.G.num_ws
         if prob == 0:
             return None, None
+        if self.progressive:
+            num_ws = num_ws - 2 * jnp.floor(self.lod(state)).astype(jnp.int32)
         z_key, cut_key, prob_key = jax.random.split(key, 3)
         cutoff = jax.random.randint(cut_key, (), 1, num_ws)
         cutoff = jnp.where(jax.random.uniform(prob_key) < prob, cutoff, num_ws)
@@ -190,7 +202,7 @@ class StyleGAN2Loss:
         key = self.phase_key(state, phase)
         z, c = self.latents(jax.random.fold_in(key, 0), n)
         mixing_key, *keys = jax.random.split(jax.random.fold_in(key, 1), num_keys)
-        mix_z, cutoff = self.mixing(mixing_key, n)
+        mix_z, cutoff = self.mixing(mixing_key, n, state)
         return dict(z=z, c=c, mix_z=mix_z), cutoff, keys
 
     def run_mapping(self, g_params: PyTree, state: TrainState, latents: Latents,
@@ -298,6 +310,8 @@ class StyleGAN2Loss:
     def g_main(self, state: TrainState) -> PhaseOutput:
         """Gmain: G's step on the non-saturating loss of a batch of fakes."""
         with jax.named_scope("g_main"):  # the scopes name the phases in profiles
+            if self.progressive:
+                state = self.reset_optimizers_at_new_level(state)
             latents, cutoff, (noise_key,) = self.draw_latents(state, 0, self.config.batch_size)
             latents["augment"] = self.augment_draws(state, 0, 0, self.config.batch_size)
             loss_fn = functools.partial(self.loss_g_main, state=state, cutoff=cutoff, noise_key=noise_key)
