@@ -52,6 +52,7 @@ def downscale2d(x: jnp.ndarray, factor: int = 2) -> jnp.ndarray:
 
 
 def lerp_clip(a: jnp.ndarray, b: jnp.ndarray, t) -> jnp.ndarray:
+    """a moved toward b by t clipped to [0, 1]: the official blend of two levels of detail."""
     return a + (b - a) * jnp.clip(jnp.asarray(t, a.dtype), 0, 1)
 
 
@@ -70,8 +71,9 @@ def _box_kernel(w: jnp.ndarray) -> jnp.ndarray:
 
 
 class Conv2dLayer(nn.Module):
-    """Equalised-lr conv without bias, optionally up (nearest) or down (box) by 2; from
-    FUSED_MIN_RESOLUTION on as the official fused transposed / strided 4x4 conv."""
+    """Equalised-lr conv without bias, optionally up (nearest) or down (box) by 2. `fused`: the
+    official fused form, a transposed / strided 4x4 conv (the networks use it from
+    FUSED_MIN_RESOLUTION on); fused up equals nearest upsampling and the kernel flipped."""
 
     features: int
     kernel_size: int
