@@ -1,4 +1,4 @@
-"""One official network file (a stylegan2-ada-pytorch snapshot or a TensorFlow StyleGAN2 .pkl)
+"""One official network file (a stylegan2-ada-pytorch snapshot, a TensorFlow StyleGAN or StyleGAN2 .pkl)
 as stylejax's architecture and variables."""
 
 import dataclasses
