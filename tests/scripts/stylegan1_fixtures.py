@@ -2,8 +2,10 @@
 official TensorFlow code, as the release pickles are, and that code's outputs for it.
 
 A tool run by hand, outside the test suite (pytest never runs it), in a scratch checkout of
-NVlabs/stylegan whose `import tensorflow as tf` lines read `import tensorflow.compat.v1 as tf`
-(tensorflow-cpu 2.x); nothing of that code is part of stylejax:
+NVlabs/stylegan (commit 1e0d5c7, run with tensorflow-cpu 2.21 on the CPU) patched in two places:
+its `import tensorflow as tf` lines read `import tensorflow.compat.v1 as tf`, and G_synthesis's
+noise shape `[1, use_noise, ...]` reads `[1, int(use_noise), ...]` (TF 2 refuses a bool as a
+dimension). Nothing of that code is part of stylejax:
 
     python tests/scripts/stylegan1_fixtures.py --official /work/scratch/stylegan1 \
         --out tests/fixtures/stylegan1
