@@ -105,5 +105,5 @@ def define_generator_source(flag_values: flags.FlagValues) -> None:
     """--workdir or --network, exactly one: where a generator is read from."""
     flags.DEFINE_string("workdir", None, "the training run's --workdir", flag_values=flag_values)
     flags.DEFINE_string("network", None, "an official network file (stylegan2-ada-pytorch or TF "
-                                         "StyleGAN2 .pkl)", flag_values=flag_values)
+                                         "StyleGAN or StyleGAN2 .pkl)", flag_values=flag_values)
     flags.mark_flags_as_mutual_exclusive(["workdir", "network"], required=True, flag_values=flag_values)

@@ -16,6 +16,9 @@ def model_config() -> ml_collections.ConfigDict:
     model.dtype = "float32"  # compute dtype; "bfloat16" keeps float32 params
     model.mbstd_group_size = 4
     model.mbstd_num_channels = 1
+    # "stylegan2", or "stylegan1": StyleGAN (2018)'s AdaIN G and its D (stylejax/models/stylegan1.py),
+    # which ignore g_architecture, d_architecture, modconv and conv_clamp.
+    model.generation = "stylegan2"
     model.g_architecture = "skip"  # or "orig" / "resnet", as the official G
     model.d_architecture = "resnet"  # or "orig" (no residual skips, as official cifar) / "skip"
     # The stride-1 convolution: "reference" (lax's), "tuned" (stylejax/ops/cpu_conv.py, for XLA
@@ -107,6 +110,13 @@ def base_config() -> ml_collections.ConfigDict:
     # Train on the first this many images of the dataset (the official --max-size); 0: all.
     config.max_images = 0
 
+    # Progressive growing (model.generation 'stylegan1' only; stylejax/train/progressive.py): start
+    # at initial_resolution, train each resolution for training_kimg thousand images and fade the
+    # next in over transition_kimg, as the official StyleGAN schedule. Batch and learning rate stay
+    # as set (the official schedule also changes them per resolution).
+    config.progressive = ml_collections.ConfigDict(dict(
+        enabled=False, initial_resolution=8, training_kimg=600.0, transition_kimg=600.0))
+
     config.ema_kimg = 10.0  # G_ema half-life in thousands of images
     config.ema_rampup = ml_collections.FieldReference(None, field_type=float)  # e.g. 0.05
     config.auto = False  # derive batch, gamma, ema, ... from resolution and device count
@@ -168,4 +178,38 @@ def official_config(spec: str, *, dataset: str, resolution: int, total_kimg: int
         config.loss.pl_weight = 0.0
         config.loss.style_mixing_prob = 0.0
         config.model.d_architecture = "orig"
+    return config
+
+
+# The official StyleGAN (2018) schedule's learning rate at 128x128 and up (train.py, 8 GPUs);
+# the minibatch there is 32 from 128x128 up.
+STYLEGAN1_LR = {128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}
+
+
+def stylegan1_config(*, dataset: str, resolution: int, total_kimg: int,
+                     xflip: bool) -> ml_collections.ConfigDict:
+    """A preset of the paper's StyleGAN training (NVlabs/stylegan train.py): progressive growing
+    from 8x8 (600 kimg per resolution, 600 kimg fades), non-saturating logistic loss with R1
+    gamma 10, no path-length regularisation, style mixing 0.9, Adam (0, 0.99), G_ema half-life
+    10 kimg, fmap_base 8192, no augmentation. Batch 32 and the learning rate of the final
+    resolution throughout (the official schedule uses larger batches and lr 0.001 below 128x128).
+    R1 is lazy (every loss.d_reg_interval steps) as in stylejax's StyleGAN2; the official
+    StyleGAN computes it every step."""
+    config = base_config()
+    config.dataset = dataset
+    config.resolution = resolution
+    config.xflip = xflip
+    config.batch_size = 32
+    config.num_train_steps = total_kimg * 1000 // config.batch_size
+    config.log_every_steps = 100
+    config.sample_every_steps = 2000
+    config.checkpoint_every_steps = 2000
+    config.eval_every_steps = 10000
+    config.model.generation = "stylegan1"
+    config.model.channel_base = 16384
+    config.optim.g_lr = config.optim.d_lr = STYLEGAN1_LR.get(resolution, 0.001)
+    config.loss.r1_gamma = 10.0
+    config.loss.pl_weight = 0.0
+    config.ema_kimg = 10.0
+    config.progressive.enabled = True
     return config

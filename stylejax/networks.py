@@ -8,10 +8,12 @@ import ml_collections
 from stylejax.errors import ConfigError
 from stylejax.models import Discriminator, Generator
 from stylejax.models.conv import Conv2d, conv2d
+from stylejax.models.stylegan1 import StyleGAN1Discriminator, StyleGAN1Generator
 from stylejax.ops.cpu_conv import CpuConv2d
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 MODEL_IMPLS = ("reference", "tuned", "auto")
+GENERATIONS = ("stylegan2", "stylegan1")  # config.model.generation
 
 
 def resolve_impl(impl: str, backend: str) -> str:
@@ -42,6 +44,12 @@ def build_networks(config: ml_collections.ConfigDict, c_dim: int,
                   conv_clamp=m.conv_clamp,
                   # a run's config.json from before model.impl: the key changes speed, not results
                   stride1_conv=stride1_conv_for(m.get("impl", "auto")))
+    if m.get("generation", "stylegan2") == "stylegan1":  # a config.json from before the key: 2
+        del shared["conv_clamp"]
+        G = StyleGAN1Generator(z_dim=m.z_dim, w_dim=m.w_dim, mapping_layers=m.mapping_layers,
+                               use_noise=m.use_noise, **shared)
+        return G, StyleGAN1Discriminator(mbstd_group_size=m.mbstd_group_size,
+                                          mbstd_num_channels=m.mbstd_num_channels, **shared)
     G = Generator(z_dim=m.z_dim, w_dim=m.w_dim, mapping_layers=m.mapping_layers, modconv=m.modconv,
                   use_noise=m.use_noise, architecture=m.g_architecture, **shared)
     D = Discriminator(architecture=m.d_architecture, mbstd_group_size=m.mbstd_group_size,

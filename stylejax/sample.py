@@ -19,7 +19,7 @@
 
 --workdir samples a training run: --step N or --step best picks its checkpoint (default: the
 latest). --network samples an official network file (a stylegan2-ada-pytorch snapshot or a
-TensorFlow StyleGAN2 .pkl), read without running any code stored in it. Every mode takes
+TensorFlow StyleGAN or StyleGAN2 .pkl), read without running any code stored in it. Every mode takes
 --noise_mode, --class (conditional generators) and --trunc_cutoff; all but truncation take
 --trunc PSI; the figures take --upscale N (nearest, for small generators) and every mode --batch
 B (images per jitted call). A seed's latent is the official generate.py's,

@@ -53,6 +53,9 @@ class EqualDense(nn.Module):
     lr_multiplier: float = 1.0
     bias_init: float = 0.0
     use_bias: bool = True
+    # StyleGAN (2018) folds the activation's gain (sqrt 2 before lrelu) into the weight, so that
+    # its bias is not scaled: weight_gain sqrt(2) with a linear activation and lrelu after.
+    weight_gain: float = 1.0
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -60,7 +63,7 @@ class EqualDense(nn.Module):
         fan_in = x.shape[-1]
         kernel = self.param("kernel", _scaled_normal(1.0 / self.lr_multiplier),
                             (fan_in, self.features))
-        weight = kernel * (self.lr_multiplier / math.sqrt(fan_in))
+        weight = kernel * (self.weight_gain * self.lr_multiplier / math.sqrt(fan_in))
         y = jnp.dot(x.astype(self.dtype), weight.astype(self.dtype))
         bias = None
         if self.use_bias:

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from stylejax.models.layers import EqualDense, normalize_2nd_moment
+from stylejax.models.layers import LRELU_SLOPE, EqualDense, normalize_2nd_moment
 from stylejax.models.styles import truncate
 
 
@@ -25,6 +25,9 @@ class MappingNetwork(nn.Module):
     num_layers: int = 8
     lr_multiplier: float = 0.01
     w_avg_beta: float | None = 0.995
+    # None: StyleGAN2's layers, lrelu with its gain after the bias; a number: StyleGAN (2018)'s,
+    # this gain folded into the weight and a plain lrelu after the bias.
+    weight_gain: float | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -41,8 +44,13 @@ class MappingNetwork(nn.Module):
             parts.append(normalize_2nd_moment(embedded.astype(jnp.float32)))
         x = jnp.concatenate(parts, axis=-1)
         for idx in range(self.num_layers):
-            x = EqualDense(self.w_dim, activation="lrelu", lr_multiplier=self.lr_multiplier,
-                           dtype=self.dtype, name=f"fc{idx}")(x)
+            if self.weight_gain is None:
+                x = EqualDense(self.w_dim, activation="lrelu", lr_multiplier=self.lr_multiplier,
+                               dtype=self.dtype, name=f"fc{idx}")(x)
+            else:
+                x = jax.nn.leaky_relu(EqualDense(
+                    self.w_dim, lr_multiplier=self.lr_multiplier, weight_gain=self.weight_gain,
+                    dtype=self.dtype, name=f"fc{idx}")(x), LRELU_SLOPE)
         x = x.astype(jnp.float32)
 
         if self.w_avg_beta is None:

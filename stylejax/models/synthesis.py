@@ -2,6 +2,7 @@
 'resnet' architectures."""
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -24,6 +25,18 @@ SKIP_GAIN = math.sqrt(0.5)
 def check_noise_mode(noise_mode: str) -> None:
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"unknown noise mode {noise_mode!r}; use one of {NOISE_MODES}")
+
+
+def add_noise(x: jnp.ndarray, noise_const: jnp.ndarray, strength: jnp.ndarray, noise_mode: str,
+              noise_rng: Callable[[], jax.Array]) -> jnp.ndarray:
+    """x [N, H, W, C] plus per-pixel noise times `strength` (a scalar, or one per channel):
+    drawn from `noise_rng()` ('random'), the fixed [H, W] `noise_const` ('const') or none."""
+    if noise_mode == "random":
+        noise = jax.random.normal(noise_rng(), (*x.shape[:3], 1), jnp.float32)
+        return x + (noise * strength).astype(x.dtype)
+    if noise_mode == "const":
+        return x + (noise_const[None, :, :, None] * strength).astype(x.dtype)
+    return x
 
 
 class SynthesisLayer(nn.Module):
@@ -61,7 +74,7 @@ class SynthesisLayer(nn.Module):
                              stride1_conv=self.stride1_conv)
         check_noise_mode(noise_mode)
         if noise is not None:
-            x = self._add_noise(x, *noise, noise_mode)
+            x = add_noise(x, *noise, noise_mode, lambda: self.make_rng("noise"))
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return bias_act(x, bias, "lrelu", gain, clamp)
 
@@ -72,17 +85,6 @@ class SynthesisLayer(nn.Module):
             "noise_consts", "noise_const",
             lambda: jax.random.normal(self.make_rng("params"), (self.resolution, self.resolution)))
         return noise_const.value, self.param("noise_strength", nn.initializers.zeros, ())
-
-    def _add_noise(self, x: jnp.ndarray, noise_const: jnp.ndarray, noise_strength: jnp.ndarray,
-                   noise_mode: str) -> jnp.ndarray:
-        if noise_mode == "random":
-            shape = (x.shape[0], self.resolution, self.resolution, 1)
-            noise = jax.random.normal(self.make_rng("noise"), shape, jnp.float32)
-            return x + (noise * noise_strength).astype(x.dtype)
-        if noise_mode == "const":
-            return x + (noise_const[None, :, :, None] * noise_strength).astype(x.dtype)
-        return x
-
 
 class ToRGB(nn.Module):
     """1x1 modulated conv without demodulation to image channels."""

@@ -19,9 +19,10 @@ from flax import traverse_util
 from stylejax.errors import ConfigError, NetworkFileError
 from stylejax.models import Discriminator, Generator
 from stylejax.models.resample import DEFAULT_FILTER
+from stylejax.models.stylegan1 import StyleGAN1Discriminator, StyleGAN1Generator
 
 SUPPORTED = ("stylejax reads StyleGAN2 and StyleGAN2-ADA networks (stylegan2-ada-pytorch snapshots "
-             "and the TensorFlow StyleGAN2 release)")
+             "and the TensorFlow StyleGAN2 release) and the TensorFlow StyleGAN release")
 # Official constructor kwargs stylejax has no use for: precision and memory-layout choices (stylejax
 # computes in float32, as the official force_fp32) and training-only settings.
 IGNORED_KWARGS = {"num_fp16_res", "fp16_channels_last", "freeze_layers", "class_name"}
@@ -46,14 +47,15 @@ class Architecture:
     d_architecture: str = "resnet"
     mbstd_group_size: int = 4
     mbstd_num_channels: int = 1
+    generation: str = "stylegan2"  # or "stylegan1": the TensorFlow StyleGAN release
 
     def config_values(self) -> dict[str, object]:
         """The config keys (dotted) that rebuild these networks; the label count and image
         channels come from the data. The minibatch-stddev group is not among them: it depends on
         the batch, not on the weights."""
         fields = dataclasses.asdict(self)
-        model = ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "g_architecture",
-                 "d_architecture", "conv_clamp", "use_noise", "mbstd_num_channels")
+        model = ("generation", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
+                 "g_architecture", "d_architecture", "conv_clamp", "use_noise", "mbstd_num_channels")
         return {"resolution": self.resolution, **{f"model.{k}": fields[k] for k in model}}
 
     def apply_to(self, config: ml_collections.ConfigDict, explicit=(), source: str = "") -> None:
@@ -69,16 +71,29 @@ class Architecture:
             with config.unlocked():
                 node[name] = value
 
-    def generator(self) -> Generator:
+    def generator(self) -> Generator | StyleGAN1Generator:
         with _as_unsupported():
+            if self.generation == "stylegan1":
+                return StyleGAN1Generator(z_dim=self.z_dim, w_dim=self.w_dim,
+                                          resolution=self.resolution, img_channels=self.img_channels,
+                                          channel_base=self.channel_base,
+                                          channel_max=self.channel_max,
+                                          mapping_layers=self.mapping_layers, use_noise=self.use_noise)
             return Generator(z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim,
                              resolution=self.resolution, img_channels=self.img_channels,
                              channel_base=self.channel_base, channel_max=self.channel_max,
                              mapping_layers=self.mapping_layers, architecture=self.g_architecture,
                              conv_clamp=self.conv_clamp, use_noise=self.use_noise)
 
-    def discriminator(self) -> Discriminator:
+    def discriminator(self) -> Discriminator | StyleGAN1Discriminator:
         with _as_unsupported():
+            if self.generation == "stylegan1":
+                return StyleGAN1Discriminator(resolution=self.resolution,
+                                              img_channels=self.img_channels,
+                                              channel_base=self.channel_base,
+                                              channel_max=self.channel_max,
+                                              mbstd_group_size=self.mbstd_group_size,
+                                              mbstd_num_channels=self.mbstd_num_channels)
             return Discriminator(c_dim=self.c_dim, architecture=self.d_architecture,
                                  resolution=self.resolution, img_channels=self.img_channels,
                                  channel_base=self.channel_base, channel_max=self.channel_max,

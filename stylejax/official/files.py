@@ -1,4 +1,4 @@
-"""One official network file (a stylegan2-ada-pytorch snapshot or a TensorFlow StyleGAN2 .pkl)
+"""One official network file (a stylegan2-ada-pytorch snapshot, a TensorFlow StyleGAN or StyleGAN2 .pkl)
 as stylejax's architecture and variables."""
 
 import dataclasses
@@ -14,7 +14,13 @@ from stylejax.official.convert import (
     generator_variables,
     with_discriminator,
 )
-from stylejax.official.tensorflow import tf_discriminator, tf_generator
+from stylejax.official.tensorflow import (
+    is_stylegan1,
+    stylegan1_discriminator,
+    stylegan1_generator,
+    tf_discriminator,
+    tf_generator,
+)
 from stylejax.official.unpickle import PersistentObject, TFNetwork, read_network_pickle
 
 NETWORK_FILE_SUFFIXES = (".pkl", ".pickle")
@@ -98,8 +104,22 @@ def _from_torch_snapshot(path: str, data: dict) -> NetworkFile:
                        _augment_p(data.get("augment_pipe")))
 
 
+def _from_stylegan1_release(path: str, G: TFNetwork | None, D: TFNetwork | None,
+                            Gs: TFNetwork) -> NetworkFile:
+    arch, gs_tensors = stylegan1_generator(Gs)
+    d_params = g_vars = None
+    if D is not None:
+        arch, d_tensors = stylegan1_discriminator(D, arch)
+        d_params = {"params": discriminator_params(arch, d_tensors)}
+    if G is not None:
+        g_vars = generator_variables(arch, stylegan1_generator(G)[1], "G")
+    return NetworkFile(path, arch, generator_variables(arch, gs_tensors, "Gs"), g_vars, d_params, None)
+
+
 def _from_tf_release(path: str, G: TFNetwork | None, D: TFNetwork | None,
                      Gs: TFNetwork) -> NetworkFile:
+    if is_stylegan1(Gs):
+        return _from_stylegan1_release(path, G, D, Gs)
     g_kwargs, gs_tensors = tf_generator(Gs)
     arch = generator_architecture(g_kwargs)
     d_params = g_vars = None
@@ -128,4 +148,4 @@ def load_network_file(path: str) -> NetworkFile:
     kind = f"a dict with keys {sorted(map(str, data))}" if isinstance(data, dict) else \
         f"a {type(data).__name__}"
     raise NetworkFileError(f"{path} holds {kind}, not a network snapshot: use a stylegan2-ada-pytorch "
-                           "network-snapshot-*.pkl (with G_ema) or a TensorFlow StyleGAN2 .pkl")
+                           "network-snapshot-*.pkl (with G_ema) or a TensorFlow StyleGAN or StyleGAN2 .pkl")

@@ -6,12 +6,13 @@ stylejax's. Each function returns the PyTorch constructor kwargs and the tensors
 in PyTorch layouts, for stylejax.official.convert.
 """
 
+import dataclasses
 import re
 
 import numpy as np
 
 from stylejax.errors import NetworkFileError
-from stylejax.official.convert import SUPPORTED
+from stylejax.official.convert import SUPPORTED, Architecture
 from stylejax.official.unpickle import TFNetwork
 
 # TF kwargs that change nothing stylejax builds (sampling defaults, the graph's structure).
@@ -19,27 +20,27 @@ TF_IGNORED = {"truncation_psi", "truncation_cutoff", "style_mixing_prob", "struc
               "dlatent_avg_beta", "is_template_graph", "components", "num_fp16_res"}
 
 
-def _state(net: TFNetwork) -> dict:
+def _state(net: TFNetwork, min_version: int = 4) -> dict:
     state = net.state
-    if not isinstance(state.get("version"), int) or state["version"] < 4:
+    if not isinstance(state.get("version"), int) or state["version"] < min_version:
         raise NetworkFileError(f"TensorFlow network format version {state.get('version')!r} is too "
-                               "old (StyleGAN2 pickles have 4 or later); " + SUPPORTED)
+                               f"old (these pickles have {min_version} or later); " + SUPPORTED)
     return state
 
 
-def _variables(net: TFNetwork, prefix: str = "") -> dict[str, np.ndarray]:
+def _variables(net: TFNetwork, prefix: str = "", min_version: int = 4) -> dict[str, np.ndarray]:
     """Every variable of the network and its components, by '/'-joined name."""
-    state = _state(net)
+    state = _state(net, min_version)
     out = {}
     for item in state.get("variables", []):
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-                and isinstance(item[1], np.ndarray)):
+                and isinstance(item[1], np.ndarray | np.generic)):  # scalars (lod) as numpy scalars
             raise NetworkFileError("a TensorFlow network variable that is not (name, array)")
-        out[prefix + item[0]] = item[1]
+        out[prefix + item[0]] = np.asarray(item[1])
     for name, component in (state.get("components") or {}).items():
         if not isinstance(component, TFNetwork):
             raise NetworkFileError(f"TensorFlow component {name!r} is not a network")
-        out.update(_variables(component, f"{prefix}{name}/"))
+        out.update(_variables(component, f"{prefix}{name}/", min_version))
     return out
 
 
@@ -198,3 +199,141 @@ def tf_discriminator(net: TFNetwork) -> tuple[dict, dict[str, np.ndarray]]:
     variables = _variables(net)
     _check_progressive(variables)
     return _nest(flat, ("block", "mapping", "epilogue")), _rename(variables, D_RULES)
+
+
+# The TensorFlow StyleGAN (2018) release: networks_stylegan.py's G_style and D_basic, pickled by
+# a dnnlib of format version 2 or 3, renamed to stylejax.models.stylegan1's variables.
+STYLEGAN1_G, STYLEGAN1_D = "G_style", "D_basic"
+# Their kwargs that shape the networks, with the values stylejax builds (None: any value is
+# read into the Architecture). The official functions ignore every other kwarg, and so does this.
+STYLEGAN1_G_KWARGS = {
+    "latent_size": None, "dlatent_size": None, "resolution": None, "num_channels": None,
+    "mapping_layers": None, "mapping_fmaps": None, "fmap_base": None, "fmap_max": None,
+    "use_noise": None, "label_size": 0, "mapping_lrmul": 0.01, "mapping_nonlinearity": "lrelu",
+    "nonlinearity": "lrelu", "use_wscale": True, "normalize_latents": True, "fmap_decay": 1.0,
+    "use_styles": True, "const_input_layer": True, "use_pixel_norm": False, "use_instance_norm": True,
+    "fused_scale": "auto", "blur_filter": [1, 2, 1], "dlatent_avg_beta": 0.995}
+STYLEGAN1_D_KWARGS = {
+    "resolution": None, "num_channels": None, "fmap_base": None, "fmap_max": None,
+    "mbstd_group_size": None, "mbstd_num_features": None, "label_size": 0, "fmap_decay": 1.0,
+    "nonlinearity": "lrelu", "use_wscale": True, "fused_scale": "auto", "blur_filter": [1, 2, 1]}
+STYLEGAN1_DEFAULTS = {"latent_size": 512, "dlatent_size": 512, "resolution": 1024, "num_channels": 3,
+                      "mapping_layers": 8, "mapping_fmaps": 512, "fmap_base": 8192, "fmap_max": 512,
+                      "use_noise": True, "mbstd_group_size": 4, "mbstd_num_features": 1}
+
+
+def is_stylegan1(net: TFNetwork) -> bool:
+    return str(net.state.get("build_func_name")).rpartition(".")[2] in (STYLEGAN1_G, STYLEGAN1_D)
+
+
+def _stylegan1_kwargs(net: TFNetwork, shaping: dict, build_func: str) -> dict:
+    """The kwargs that shape the network (defaults filled in); a value stylejax does not build
+    is refused."""
+    state = _state(net, min_version=2)
+    if str(state.get("build_func_name")).rpartition(".")[2] != build_func:
+        raise NetworkFileError(f"a StyleGAN network built by {state.get('build_func_name')!r} where "
+                               f"{build_func} was expected; " + SUPPORTED)
+    kwargs = dict(state.get("static_kwargs") or {})
+    out = {}
+    for key, expected in shaping.items():
+        value = kwargs.get(key, STYLEGAN1_DEFAULTS.get(key, expected))
+        if expected is not None and value != expected and not (
+                isinstance(expected, list) and list(np.asarray(value, float)) == expected):
+            raise NetworkFileError(f"unsupported network: StyleGAN option {key}={value!r} "
+                                   f"(stylejax builds {expected!r}); {SUPPORTED}")
+        out[key] = value
+    return out
+
+
+def _stylegan1_variables(net: TFNetwork) -> dict[str, np.ndarray]:
+    variables = _variables(net, min_version=2)
+    for name, value in variables.items():
+        if re.fullmatch(r"(?:synthesis/)?lod", name) and np.any(value != 0):
+            raise NetworkFileError(f"its {name} is {float(value)}: a snapshot taken while growing; "
+                                   "stylejax reads StyleGAN networks at full resolution (lod 0)")
+    return variables
+
+
+def _stylegan1_layer(res: str, layer: str) -> str:
+    index = {"Const": 0, "Conv": 1, "Conv0_up": 0, "Conv1": 1}[layer]
+    return f"synthesis.b{res}_conv{index}"
+
+
+def _nchw_flattened(x: np.ndarray) -> np.ndarray:
+    """D's Dense0 after the 4x4 conv: TF flattens NCHW, stylejax NHWC; as [out, in]."""
+    flat, out = x.shape
+    return x.reshape(flat // 16, 4, 4, out).transpose(1, 2, 0, 3).reshape(flat, out).T
+
+
+def _stylegan1_g_rules(top: int) -> list:
+    layer = r"synthesis/(\d+)x\d+/(Const|Conv|Conv0_up|Conv1)"
+    return [
+        (r"dlatent_avg", lambda: "mapping.w_avg", _identity),
+        (r"mapping/Dense(\d+)/weight", lambda i: f"mapping.fc{i}.weight", _transposed),
+        (r"mapping/Dense(\d+)/bias", lambda i: f"mapping.fc{i}.bias", _identity),
+        (r"synthesis/4x4/Const/const", lambda: "synthesis.const", lambda x: x[0]),
+        (r"synthesis/noise(\d+)", lambda k: f"synthesis.b{2 ** (int(k) // 2 + 2)}_conv{int(k) % 2}"
+         ".noise_const", lambda x: x[0, 0]),
+        (layer + "/weight", lambda r, n: f"{_stylegan1_layer(r, n)}.conv.weight", _oihw),
+        (layer + "/Noise/weight", lambda r, n: f"{_stylegan1_layer(r, n)}.noise_strength", _identity),
+        (layer + "/bias", lambda r, n: f"{_stylegan1_layer(r, n)}.bias", _identity),
+        (layer + "/StyleMod/weight", lambda r, n: f"{_stylegan1_layer(r, n)}.style.affine.weight",
+         _transposed),
+        (layer + "/StyleMod/bias", lambda r, n: f"{_stylegan1_layer(r, n)}.style.affine.bias",
+         _identity),
+        (r"synthesis/ToRGB_lod(\d+)/weight", lambda lod: f"synthesis.b{2 ** (top - int(lod))}_torgb"
+         ".conv.weight", _oihw),
+        (r"synthesis/ToRGB_lod(\d+)/bias", lambda lod: f"synthesis.b{2 ** (top - int(lod))}_torgb"
+         ".bias", _identity),
+        (r"(?:synthesis/)?lod", None, None),  # checked to be 0
+    ]
+
+
+def _stylegan1_d_rules(top: int) -> list:
+    return [
+        (r"FromRGB_lod(\d+)/weight", lambda lod: f"b{2 ** (top - int(lod))}_fromrgb.conv.weight",
+         _oihw),
+        (r"FromRGB_lod(\d+)/bias", lambda lod: f"b{2 ** (top - int(lod))}_fromrgb.bias", _identity),
+        (r"(\d+)x\d+/Conv0/weight", lambda r: f"b{r}.conv0.weight", _oihw),
+        (r"(\d+)x\d+/Conv0/bias", lambda r: f"b{r}.bias0", _identity),
+        (r"(\d+)x\d+/Conv1_down/weight", lambda r: f"b{r}.conv1.weight", _oihw),
+        (r"(\d+)x\d+/Conv1_down/bias", lambda r: f"b{r}.bias1", _identity),
+        (r"4x4/Conv/weight", lambda: "b4_conv.weight", _oihw),
+        (r"4x4/Conv/bias", lambda: "b4_conv_bias", _identity),
+        (r"4x4/Dense0/weight", lambda: "b4_fc.weight", _nchw_flattened),
+        (r"4x4/Dense0/bias", lambda: "b4_fc.bias", _identity),
+        (r"4x4/Dense1/weight", lambda: "b4_out.weight", _transposed),
+        (r"4x4/Dense1/bias", lambda: "b4_out.bias", _identity),
+        (r"lod", None, None),
+    ]
+
+
+def stylegan1_generator(net: TFNetwork) -> tuple[Architecture, dict[str, np.ndarray]]:
+    """A StyleGAN G or Gs (G_style) as (its Architecture, tensors by stylejax name)."""
+    k = _stylegan1_kwargs(net, STYLEGAN1_G_KWARGS, STYLEGAN1_G)
+    arch = Architecture(
+        resolution=k["resolution"], img_channels=k["num_channels"], c_dim=0, z_dim=k["latent_size"],
+        w_dim=k["dlatent_size"], mapping_layers=k["mapping_layers"],
+        channel_base=2 * k["fmap_base"], channel_max=k["fmap_max"], g_architecture="skip",
+        conv_clamp=None, use_noise=bool(k["use_noise"]), generation="stylegan1")
+    if k["mapping_fmaps"] != arch.w_dim:
+        raise NetworkFileError(f"unsupported network: StyleGAN mapping_fmaps {k['mapping_fmaps']} "
+                               f"differs from dlatent_size {arch.w_dim}; {SUPPORTED}")
+    top = arch.resolution.bit_length() - 1
+    return arch, _rename(_stylegan1_variables(net), _stylegan1_g_rules(top))
+
+
+def stylegan1_discriminator(net: TFNetwork, arch: Architecture
+                            ) -> tuple[Architecture, dict[str, np.ndarray]]:
+    """A StyleGAN D (D_basic) as (`arch` with its minibatch-stddev settings, tensors)."""
+    k = _stylegan1_kwargs(net, STYLEGAN1_D_KWARGS, STYLEGAN1_D)
+    for key, value in (("resolution", arch.resolution), ("num_channels", arch.img_channels),
+                       ("fmap_base", arch.channel_base // 2), ("fmap_max", arch.channel_max)):
+        if k[key] != value:
+            raise NetworkFileError(f"unsupported network: D's {key} {k[key]!r} differs from G's "
+                                   f"{value!r}; {SUPPORTED}")
+    group = k["mbstd_group_size"]  # the official layer is off for groups of 0 or 1
+    arch = dataclasses.replace(arch, mbstd_group_size=max(group, 1),
+                               mbstd_num_channels=k["mbstd_num_features"] if group > 1 else 0)
+    top = arch.resolution.bit_length() - 1
+    return arch, _rename(_stylegan1_variables(net), _stylegan1_d_rules(top))

@@ -24,6 +24,7 @@ from stylejax.official import NetworkFile, load_network_file
 from stylejax.sampling import make_grid, save_png, to_uint8, z_from_seeds
 from stylejax.train.evaluation import PeriodicEvaluation
 from stylejax.train.programs import train_programs
+from stylejax.train.progressive import lod_kwargs
 from stylejax.train.state import TrainState
 from stylejax.train.step import PHASE_NAMES, regularization_phases
 from stylejax.train.stop import StopSignals
@@ -62,11 +63,14 @@ class SampleGrid:
         # Conditional grids cycle through the classes row by row.
         self.c = (jax.nn.one_hot(jnp.arange(cols * rows) // cols % num_classes, num_classes)
                   if G.c_dim else None)
-        self.render = jax.jit(lambda variables, z, c: G.apply(variables, z, c, noise_mode="const"))
+        # while growing, at the step's level of detail, as the official snapshots
+        self.render = jax.jit(lambda variables, z, c, step: G.apply(
+            variables, z, c, noise_mode="const", **lod_kwargs(config, step)))
         self.dir = os.path.join(workdir, "samples")
 
     def __call__(self, state: TrainState, step: int, writer) -> str:
-        images = to_uint8(jax.device_get(self.render(state.generator_variables(ema=True), self.z, self.c)))
+        images = to_uint8(jax.device_get(self.render(state.generator_variables(ema=True), self.z, self.c,
+                                                     state.step)))
         grid = make_grid(images, self.cols, gap=max(1, images.shape[1] // 16))
         writer.write_images(step, {"samples": grid[None]})
         if jax.process_index() != 0:

@@ -24,6 +24,7 @@ from stylejax.errors import ConfigError
 from stylejax.losses import discriminator_loss, generator_loss, path_length_penalty, path_lengths, r1_penalty
 from stylejax.models import Discriminator, Generator, mix_styles
 from stylejax.train.augment import COLOR, adjust_p, augment_pipe
+from stylejax.train.progressive import fade_reals, growing, lod_at, lod_changes_level, lod_kwargs
 from stylejax.train.state import TrainState, optimizers
 
 PyTree = Any
@@ -140,10 +141,22 @@ class StyleGAN2Loss:
         self.rounds = batch_rounds(config, batch_sharding)
         self.augment = None if config.augment.mode == "off" else augment_pipe(config.augment.pipe)
         self.adaptive = config.augment.mode == "ada"
+        self.progressive = growing(config)
         if self.augment is not None and G.img_channels not in (1, 3) and \
                 any(getattr(self.augment, name) for name in COLOR):
             raise ConfigError(f"config.augment.pipe={config.augment.pipe!r} changes colours, which needs "
                               f"RGB or greyscale images, not {G.img_channels} channels; use 'bg'")
+
+    def lod(self, state: TrainState) -> jnp.ndarray | None:
+        """The level of detail of this step when growing progressively (None: not growing)."""
+        return lod_at(self.config, state.step) if self.progressive else None
+
+    def reset_optimizers_at_new_level(self, state: TrainState) -> TrainState:
+        """Both Adam states back to their start where a fade starts or ends, as official."""
+        reset = lod_changes_level(self.config, state.step)
+        fresh = lambda tree: jax.tree_util.tree_map(  # noqa: E731
+            lambda x: jnp.where(reset, jnp.zeros_like(x), x), tree)
+        return state.replace(g_opt_state=fresh(state.g_opt_state), d_opt_state=fresh(state.d_opt_state))
 
     def phase_key(self, state: TrainState, phase: int) -> jax.Array:
         """Everything a phase draws comes from (seed, step, phase): the same on any device count."""
@@ -175,12 +188,17 @@ class StyleGAN2Loss:
         labels = jax.random.randint(c_key, (n,), 0, self.G.c_dim)
         return z, self.rounds.shard(jax.nn.one_hot(labels, self.G.c_dim))
 
-    def mixing(self, key: jax.Array, n: int) -> tuple[jnp.ndarray | None, jnp.ndarray | None]:
+    def mixing(self, key: jax.Array, n: int,
+               state: TrainState) -> tuple[jnp.ndarray | None, jnp.ndarray | None]:
         """(second latents, layer cutoff) of style-mixing regularisation for n fakes; (None, None)
-        when it is off.  With probability 1 - style_mixing_prob the cutoff is past the last layer."""
+        when it is off.  With probability 1 - style_mixing_prob the cutoff is past the last layer.
+        While growing, the layers are those of the resolutions shown (2 per level of detail less),
+        as official."""
         prob, num_ws = self.config.loss.style_mixing_prob, self.G.num_ws
         if prob == 0:
             return None, None
+        if self.progressive:
+            num_ws = num_ws - 2 * jnp.floor(self.lod(state)).astype(jnp.int32)
         z_key, cut_key, prob_key = jax.random.split(key, 3)
         cutoff = jax.random.randint(cut_key, (), 1, num_ws)
         cutoff = jnp.where(jax.random.uniform(prob_key) < prob, cutoff, num_ws)
@@ -192,7 +210,7 @@ class StyleGAN2Loss:
         key = self.phase_key(state, phase)
         z, c = self.latents(jax.random.fold_in(key, 0), n)
         mixing_key, noise_key, *probe_key = jax.random.split(jax.random.fold_in(key, 1), 3 if probe else 2)
-        mix_z, cutoff = self.mixing(mixing_key, n)
+        mix_z, cutoff = self.mixing(mixing_key, n, state)
         shape = (n, self.G.resolution, self.G.resolution, self.G.img_channels)
         probe_images = self.rounds.shard(jax.random.normal(probe_key[0], shape)) if probe else None
         return Draws(dict(z=z, c=c, mix_z=mix_z), cutoff, noise_key, probe_images)
@@ -212,21 +230,26 @@ class StyleGAN2Loss:
     def run_synthesis(self, g_params: PyTree, state: TrainState, ws: jnp.ndarray,
                       noise_key: jax.Array) -> jnp.ndarray:
         variables = {**state.generator_variables(ema=False), "params": g_params}
-        return self.G.apply(variables, ws, rngs={"noise": noise_key}, method=self.G.synthesize)
+        return self.G.apply(variables, ws, rngs={"noise": noise_key}, method=self.G.synthesize,
+                            **lod_kwargs(self.config, state.step))
 
     def run_discriminator(self, d_params: PyTree, img: jnp.ndarray, c: jnp.ndarray | None,
-                          augment: dict | None = None) -> jnp.ndarray:
-        """D of the images augmented as drawn (None: as they are).  Minibatch-stddev groups of
-        consecutive images (the official grouping of a per-GPU batch of one group): within a
-        device's share, and the same on any device count and in rounds."""
+                          augment: dict | None = None, lod: jnp.ndarray | None = None) -> jnp.ndarray:
+        """D of the images augmented as drawn (None: as they are), at the level of detail `lod`
+        when growing.  Minibatch-stddev groups of consecutive images (the official grouping of a
+        per-GPU batch of one group): within a device's share, and the same on any device count
+        and in rounds."""
         if augment is not None:
             img = self.augment.apply(img, augment)
         groups = img.shape[0] // min(self.D.mbstd_group_size, img.shape[0])
-        return self.D.apply({"params": d_params}, img, c, mbstd_shards=groups)
+        lod = {} if lod is None else {"lod": lod}
+        return self.D.apply({"params": d_params}, img, c, mbstd_shards=groups, **lod)
 
-    def reals(self, batch: dict) -> dict[str, jnp.ndarray | None]:
-        """The batch's images and, for a conditional G, their labels (else None)."""
-        return dict(image=batch["image"], real_c=batch["label"] if self.G.c_dim else None)
+    def reals(self, batch: dict, state: TrainState) -> dict[str, jnp.ndarray | None]:
+        """The batch's images (faded to the level of detail when growing) and, for a conditional
+        G, their labels (else None)."""
+        image = batch["image"] if not self.progressive else fade_reals(batch["image"], self.lod(state))
+        return dict(image=image, real_c=batch["label"] if self.G.c_dim else None)
 
     def round_gradients(self, loss_fn: Callable, params: PyTree, inputs: PyTree) -> PyTree:
         """((loss, aux), gradients) of loss_fn(params, round of inputs, round index), averaged
@@ -253,7 +276,8 @@ class StyleGAN2Loss:
         """Gmain of round r: softplus(-D(G(z))); and the mapping's stats and the mean fake logit."""
         ws, stats = self.run_mapping(g_params, state, latents, cutoff)
         img = self.run_synthesis(g_params, state, ws, self.rounds.key(noise_key, r))
-        logits = self.run_discriminator(state.d_params, img, latents["c"], latents["augment"])
+        logits = self.run_discriminator(state.d_params, img, latents["c"], latents["augment"],
+                                        self.lod(state))
         return generator_loss(logits), (stats, jnp.mean(logits))
 
     def loss_g_pl(self, g_params: PyTree, latents: Latents, *, state: TrainState, cutoff: jnp.ndarray | None,
@@ -274,19 +298,21 @@ class StyleGAN2Loss:
         ws, stats = self.run_mapping(state.g_params, state, inputs, cutoff)
         fake = jax.lax.stop_gradient(self.run_synthesis(state.g_params, state, ws,
                                                         self.rounds.key(noise_key, r)))
-        fake_logits = self.run_discriminator(d_params, fake, inputs["c"], inputs["fake_augment"])
+        lod = self.lod(state)
+        fake_logits = self.run_discriminator(d_params, fake, inputs["c"], inputs["fake_augment"], lod)
         real_logits = self.run_discriminator(d_params, inputs["image"], inputs["real_c"],
-                                             inputs["real_augment"])
+                                             inputs["real_augment"], lod)
         loss = discriminator_loss(real_logits, fake_logits)
         return loss, (stats, jnp.mean(real_logits), jnp.mean(fake_logits), jnp.sum(jnp.sign(real_logits)))
 
-    def loss_d_r1(self, d_params: PyTree, reals: dict, _round: int) -> tuple[jnp.ndarray, tuple]:
+    def loss_d_r1(self, d_params: PyTree, reals: dict, _round: int, *,
+                  lod: jnp.ndarray | None) -> tuple[jnp.ndarray, tuple]:
         """Dr1 of a round: gamma/2 |dD(x)/dx|^2 on reals (the gradient taken through their
         augmentation, as officially), scaled by the lazy interval; and the mean penalty and the
         sum of the real logits' signs."""
         loss_cfg = self.config.loss
         logits_fn = functools.partial(self.run_discriminator, d_params, c=reals["real_c"],
-                                      augment=reals["real_augment"])
+                                      augment=reals["real_augment"], lod=lod)
         penalty, logits = r1_penalty(logits_fn, reals["image"])
         loss = jnp.mean(penalty) * (loss_cfg.r1_gamma / 2) * loss_cfg.d_reg_interval
         return loss, (jnp.mean(penalty), jnp.sum(jnp.sign(logits)))
@@ -294,13 +320,18 @@ class StyleGAN2Loss:
     def g_main(self, state: TrainState) -> PhaseOutput:
         """Gmain: G's step on the non-saturating loss of a batch of fakes."""
         with jax.named_scope("g_main"):  # the scopes name the phases in profiles
+            if self.progressive:
+                state = self.reset_optimizers_at_new_level(state)
             draws = self.draw(state, 0, self.config.batch_size)
             latents = {**draws.latents, "augment": self.augment_draws(state, 0, 0, self.config.batch_size)}
             loss_fn = functools.partial(self.loss_g_main, state=state, cutoff=draws.cutoff,
                                         noise_key=draws.noise_key)
             (loss, (stats, fake_score)), grads = self.round_gradients(loss_fn, state.g_params, latents)
             state, ok = self.update_generator(state, loss, grads, g_stats=stats)
-            return state, dict(g_loss=loss, fake_score_g=fake_score), ok
+            metrics = dict(g_loss=loss, fake_score_g=fake_score)
+            if self.progressive:
+                metrics["lod"] = self.lod(state)
+            return state, metrics, ok
 
     def g_reg(self, state: TrainState, ok: jnp.ndarray) -> PhaseOutput:
         """Greg: G's step on the path-length penalty of batch_size / pl_batch_shrink fakes, in one
@@ -325,7 +356,7 @@ class StyleGAN2Loss:
             loss_fn = functools.partial(self.loss_d_main, state=state, cutoff=draws.cutoff,
                                         noise_key=draws.noise_key)
             (loss, (stats, real_score, fake_score, signs)), grads = self.round_gradients(
-                loss_fn, state.d_params, {**draws.latents, **self.reals(batch), **augment})
+                loss_fn, state.d_params, {**draws.latents, **self.reals(batch, state), **augment})
             state, ok_d = self.update_discriminator(state, loss, grads, g_stats=stats,
                                                     **self.signs_seen(state, signs, n))
             metrics = dict(d_loss=loss, real_score=real_score, fake_score=fake_score)
@@ -337,8 +368,9 @@ class StyleGAN2Loss:
         """Dreg: D's step on the R1 penalty of the batch of reals."""
         with jax.named_scope("d_reg"):
             n = self.config.batch_size
-            reals = {**self.reals(batch), "real_augment": self.augment_draws(state, 3, 0, n)}
-            (loss, (penalty, signs)), grads = self.round_gradients(self.loss_d_r1, state.d_params, reals)
+            reals = {**self.reals(batch, state), "real_augment": self.augment_draws(state, 3, 0, n)}
+            loss_fn = functools.partial(self.loss_d_r1, lod=self.lod(state))
+            (loss, (penalty, signs)), grads = self.round_gradients(loss_fn, state.d_params, reals)
             state, ok_reg = self.update_discriminator(state, loss, grads, **self.signs_seen(state, signs, n))
             return state, dict(r1_penalty=penalty), ok & ok_reg
 

@@ -7,7 +7,7 @@ from stylejax.models.architecture import check_resolution
 from stylejax.models.discriminator import D_ARCHITECTURES
 from stylejax.models.modconv import MODCONV_FORMS
 from stylejax.models.synthesis import G_ARCHITECTURES
-from stylejax.networks import DTYPES, MODEL_IMPLS
+from stylejax.networks import DTYPES, GENERATIONS, MODEL_IMPLS
 from stylejax.train.augment import PIPES
 
 POSITIVE_INTS = ("num_train_steps", "batch_size", "log_every_steps", "resolution",
@@ -50,6 +50,10 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         raise ConfigError(f"config.batch_size={batch} is not divisible by the minibatch-stddev group "
                           f"size {group}; change config.model.mbstd_group_size or the batch size")
     validate_architecture(config.model)
+    if config.model.generation == "stylegan1" and config.conditional:
+        raise ConfigError("config.model.generation='stylegan1' builds unconditional networks only; "
+                          "set --config.conditional=False or use generation 'stylegan2'")
+    validate_progressive(config)
     validate_augment(config.augment)
     validate_device_batch(config, num_devices)
     if config.restore_step is not None and config.restore_step < 0:
@@ -65,12 +69,29 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
 
 
 def validate_architecture(model: ml_collections.ConfigDict) -> None:
-    for key, allowed in (("g_architecture", G_ARCHITECTURES), ("d_architecture", D_ARCHITECTURES),
-                         ("impl", MODEL_IMPLS), ("modconv", MODCONV_FORMS), ("dtype", tuple(DTYPES))):
+    for key, allowed in (("generation", GENERATIONS), ("g_architecture", G_ARCHITECTURES),
+                         ("d_architecture", D_ARCHITECTURES), ("impl", MODEL_IMPLS),
+                         ("modconv", MODCONV_FORMS), ("dtype", tuple(DTYPES))):
         if model[key] not in allowed:
             raise ConfigError(f"config.model.{key}={model[key]!r} is not one of {', '.join(allowed)}")
     if model.conv_clamp is not None and not model.conv_clamp > 0:
         raise ConfigError(f"config.model.conv_clamp must be > 0 or None, got {model.conv_clamp}")
+
+
+def validate_progressive(config: ml_collections.ConfigDict) -> None:
+    p = config.progressive
+    if not p.enabled:
+        return
+    if config.model.generation != "stylegan1":
+        raise ConfigError("config.progressive.enabled needs config.model.generation='stylegan1' "
+                          "(StyleGAN2 does not grow); set --config.model.generation=stylegan1")
+    res = p.initial_resolution
+    if not isinstance(res, int) or res < 4 or res > config.resolution or res & (res - 1):
+        raise ConfigError(f"config.progressive.initial_resolution must be a power of two from 4 to "
+                          f"config.resolution ({config.resolution}), got {res!r}")
+    if min(p.training_kimg, p.transition_kimg) < 0 or p.training_kimg + p.transition_kimg <= 0:
+        raise ConfigError("config.progressive.training_kimg and transition_kimg must be >= 0, not "
+                          f"both 0; got {p.training_kimg} and {p.transition_kimg}")
 
 
 AUGMENT_MODES = ("off", "fixed", "ada")
