@@ -2,9 +2,13 @@
 
 A tool run outside the suite (issue 30: the official trainer's fid_digits as the yardstick for
 the default experiment). It needs a Python with PyTorch (CPU is enough) and psutil, a checkout
-of NVlabs/stylegan2-ada-pytorch, and the digits16 train split as PNGs; never run by the tests:
+of NVlabs/stylegan2-ada-pytorch, and the digits16 train split as PNGs, which `export` writes
+with stylejax's Python (RGB, grey replicated: the pixels stylejax trains on); never run by the
+tests:
 
-    TORCH_PY official_digits.py OFFICIAL_CHECKOUT DIGITS16_PNG_DIR RUN_DIR --seed 0 --threads 1
+    python benchmarks/official_digits.py export DIGITS16_PNG_DIR
+    TORCH_PY benchmarks/official_digits.py train OFFICIAL_CHECKOUT DIGITS16_PNG_DIR RUN_DIR \
+        --seed 0 --threads 1
 
 It calls the official training/training_loop.py training_loop() in-process with every kwarg
 spelled out below (the default experiment's recipe, not train.py's presets), on the CPU: the
@@ -125,19 +129,40 @@ def write_images(torch, G_ema, out: str, num: int, batch: int = 250) -> None:
                 os.path.join(out, f"seed{s:04d}.png"))
 
 
+def export_digits(out: str) -> None:
+    """digits16's train split as PNGs, made as stylejax.data.digits builds the dataset."""
+    from PIL import Image
+
+    from stylejax.data.digits import digits_splits
+    from stylejax.data.images import resize
+
+    os.makedirs(out, exist_ok=True)
+    images, _, splits = digits_splits()
+    for n, i in enumerate(splits["train"]):
+        grey = resize(images[i][..., None], 16, "lanczos")
+        Image.fromarray(np.repeat(grey, 3, axis=-1), "RGB").save(os.path.join(out, f"img{n:05d}.png"))
+    print(f"wrote {len(splits['train'])} images to {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("official", help="a checkout of NVlabs/stylegan2-ada-pytorch")
-    parser.add_argument("data", help="digits16's train split as PNGs (a folder or zip)")
-    parser.add_argument("run_dir")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
-    parser.add_argument("--kimg", type=float, default=102.4, help="3200 steps of 32: the default")
-    parser.add_argument("--kimg_per_tick", type=float, default=4.0)
-    parser.add_argument("--snapshot_ticks", type=int, default=5, help="the last is always saved")
-    parser.add_argument("--batch_gpu", type=int, default=32)
-    parser.add_argument("--num_images", type=int, default=2000)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("export", help="with stylejax's Python").add_argument("out")
+    train = commands.add_parser("train", help="with a PyTorch Python")
+    train.add_argument("official", help="a checkout of NVlabs/stylegan2-ada-pytorch")
+    train.add_argument("data", help="digits16's train split as PNGs (a folder or zip)")
+    train.add_argument("run_dir")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
+    train.add_argument("--kimg", type=float, default=102.4, help="3200 steps of 32: the default")
+    train.add_argument("--kimg_per_tick", type=float, default=4.0)
+    train.add_argument("--snapshot_ticks", type=int, default=5, help="the last is always saved")
+    train.add_argument("--batch_gpu", type=int, default=32)
+    train.add_argument("--num_images", type=int, default=2000)
     args = parser.parse_args()
+    if args.command == "export":
+        export_digits(args.out)
+        return
     sys.path.insert(0, args.official)
     import torch
     from training import training_loop
@@ -146,12 +171,12 @@ def main() -> None:
     torch.set_num_interop_threads(1)
     os.makedirs(args.run_dir, exist_ok=True)
     snapshots: list = []
-    train = cpu_training_loop(torch, training_loop, snapshots)
+    run = cpu_training_loop(torch, training_loop, snapshots)
     kwargs = loop_kwargs(args.data, args.run_dir, args.seed, args.kimg, args.kimg_per_tick,
                          args.snapshot_ticks, args.batch_gpu)
     print("training_loop kwargs:", kwargs, flush=True)
     start = time.time()
-    train(**kwargs)
+    run(**kwargs)
     seconds = time.time() - start
     print(f"trained {args.kimg} kimg in {seconds:.0f} s: {args.kimg * 1000 / seconds:.1f} img/s "
           f"(with setup)", flush=True)
