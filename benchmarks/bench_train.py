@@ -9,6 +9,7 @@
     python benchmarks/bench_train.py --config experiments/default.py --compare-impl
                                                   # model.impl reference against tuned, one process
     python benchmarks/bench_train.py --augment    # the step without and with augmentation (bgc)
+    python benchmarks/bench_train.py --compare-generation  # StyleGAN2 against StyleGAN (2018)
 
 One iteration = G main + D main, plus G reg every 4th and D reg every 16th
 iteration, each phase its own compiled program: a window of 16 iterations holds
@@ -18,7 +19,8 @@ peak is measured after every window and each window is compared with its own
 peak, so the ratio holds on a noisy shared machine whose speed drifts.
 With --compare-impl, the reference and the tuned convolution (config.model.impl) train in
 one process, their windows interleaved, and each pair of neighbouring windows gives a ratio;
-with --augment, the same for the step without and with augmentation (ADA, issue 25).
+with --augment, the same for the step without and with augmentation (ADA, issue 25); with
+--compare-generation, for StyleGAN2's networks and StyleGAN's on the same config (issue 26).
 """
 
 import argparse
@@ -171,6 +173,9 @@ def main():
                         help="img/s without and with augmentation (config.augment.pipe, fixed "
                              "--augment-p) in interleaved windows, and their ratio")
     parser.add_argument("--augment-p", type=float, default=0.5)
+    parser.add_argument("--compare-generation", action="store_true",
+                        help="img/s of model.generation 'stylegan2' and 'stylegan1' in interleaved "
+                             "windows, and their ratio")
     args = parser.parse_args()
     keep_freed_host_memory()  # as stylejax.main does: time what a training run gets
 
@@ -181,6 +186,9 @@ def main():
         return
     if args.augment:
         report(compare_augment(config, args.augment_p, args.windows, compiles), args.json)
+        return
+    if args.compare_generation:
+        report(compare_generations(config, args.windows, compiles), args.json)
         return
     G, D = build_networks(config, 0, 3)
     programs = train_programs(config, G, D)
@@ -295,6 +303,17 @@ def compare_impls(config: ml_collections.ConfigDict, windows: int, compiles: Com
     for impl in ("reference", "tuned"):
         variants[impl] = config.copy_and_resolve_references()
         variants[impl].model.impl = impl
+    return compare_variants(variants, windows, compiles)
+
+
+def compare_generations(config: ml_collections.ConfigDict, windows: int,
+                        compiles: CompileCounter) -> dict:
+    """StyleGAN2's networks and StyleGAN (2018)'s on one config; ratio: StyleGAN's speed over
+    StyleGAN2's."""
+    variants = {}
+    for generation in ("stylegan2", "stylegan1"):
+        variants[generation] = config.copy_and_resolve_references()
+        variants[generation].model.generation = generation
     return compare_variants(variants, windows, compiles)
 
 
